@@ -1,0 +1,217 @@
+package issuer
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// Grant type names as used in a client's Grants and at the token endpoint.
+const (
+	GrantAuthorizationCode = "authorization_code"
+	GrantImplicit          = "implicit"
+	GrantClientCredentials = "client_credentials"
+	GrantPassword          = "password"
+	GrantRefreshToken      = "refresh_token"
+	GrantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
+)
+
+// Config is the issuer's configuration. It is plain data; New checks it.
+type Config struct {
+	// Issuer is the "iss" of every token: an https URL, or http on a loopback host for demos.
+	Issuer string `json:"issuer"`
+	// AccessTokenTTL is the lifetime of access tokens. Default 10m.
+	AccessTokenTTL time.Duration `json:"access_token_ttl,omitempty"`
+	// RefreshTokenTTL is the absolute lifetime of a refresh-token family. Default 720h.
+	RefreshTokenTTL time.Duration `json:"refresh_token_ttl,omitempty"`
+	// SigningAlg signs access tokens. Default ES256.
+	SigningAlg string `json:"signing_alg,omitempty"`
+	// Users who can sign in.
+	Users []User `json:"users,omitempty"`
+	// Clients registered with the issuer.
+	Clients []Client `json:"clients,omitempty"`
+}
+
+// User is a person who can sign in, configured with a bcrypt or argon2id password hash.
+type User struct {
+	// Name is the login name and the stable "sub".
+	Name string `json:"name"`
+	// PasswordHash is a bcrypt hash (as printed by `caddy hash-password`) or an argon2id PHC string.
+	PasswordHash string `json:"password_hash"`
+	// Claims are extra claims (email, name, …) released by scope.
+	Claims map[string]string `json:"claims,omitempty"`
+}
+
+// Client is a registered OAuth client.
+type Client struct {
+	// ID is the client_id.
+	ID string `json:"id"`
+	// Name is shown on the consent page; default the ID.
+	Name string `json:"name,omitempty"`
+	// Secret is the client secret; empty for a public client.
+	Secret string `json:"secret,omitempty"`
+	// RedirectURIs are matched exactly (RFC 9700 §4.1.3; loopback ports free per RFC 8252).
+	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// Grants the client may use; see the Grant* constants. Default authorization_code.
+	Grants []string `json:"grants,omitempty"`
+	// Scopes the client may ask for.
+	Scopes []string `json:"scopes,omitempty"`
+	// Audience is the "aud" of the client's access tokens; default the client ID.
+	Audience []string `json:"audience,omitempty"`
+	// Consent is "required" (default) or "skip" for first-party clients.
+	Consent string `json:"consent,omitempty"`
+}
+
+// IsPublic reports whether the client has no secret (RFC 6749 §2.1).
+func (c *Client) IsPublic() bool { return c.Secret == "" }
+
+// NormalizeGrant maps a grant name as written in a configuration to its token-endpoint name
+// ("device_code" is an alias of the RFC 8628 URN). It returns "" for an unknown name.
+func NormalizeGrant(name string) string {
+	switch name {
+	case GrantAuthorizationCode, GrantClientCredentials, GrantRefreshToken:
+		return name
+	case GrantImplicit, GrantPassword:
+		return name
+	case "device_code", GrantDeviceCode:
+		return GrantDeviceCode
+	}
+	return ""
+}
+
+// implementedGrants lists the grants this build serves at the token endpoint. Grants that are
+// known but not implemented yet are refused by Validate with a clear message.
+var implementedGrants = map[string]bool{GrantClientCredentials: true}
+
+// withDefaults fills defaults into a copy of c.
+func (c Config) withDefaults() Config {
+	if c.AccessTokenTTL == 0 {
+		c.AccessTokenTTL = 10 * time.Minute
+	}
+	if c.RefreshTokenTTL == 0 {
+		c.RefreshTokenTTL = 720 * time.Hour
+	}
+	if c.SigningAlg == "" {
+		c.SigningAlg = "ES256"
+	}
+	return c
+}
+
+// Validate checks the configuration and says where a mistake is.
+func (c Config) Validate() error {
+	if _, err := ParseIssuerURL(c.Issuer); err != nil {
+		return err
+	}
+	if c.AccessTokenTTL < 0 || c.RefreshTokenTTL < 0 {
+		return fmt.Errorf("token lifetimes must not be negative")
+	}
+	users := map[string]bool{}
+	for _, u := range c.Users {
+		if u.Name == "" {
+			return fmt.Errorf("user: empty name")
+		}
+		if users[u.Name] {
+			return fmt.Errorf("user %q: defined twice", u.Name)
+		}
+		users[u.Name] = true
+		if err := checkPasswordHashFormat(u.PasswordHash); err != nil {
+			return fmt.Errorf("user %q: %w", u.Name, err)
+		}
+	}
+	clients := map[string]bool{}
+	for _, cl := range c.Clients {
+		if err := cl.validate(); err != nil {
+			return fmt.Errorf("client %q: %w", cl.ID, err)
+		}
+		if clients[cl.ID] {
+			return fmt.Errorf("client %q: defined twice", cl.ID)
+		}
+		clients[cl.ID] = true
+	}
+	return nil
+}
+
+func (cl Client) validate() error {
+	if cl.ID == "" {
+		return fmt.Errorf("empty client id")
+	}
+	for _, g := range cl.Grants {
+		n := NormalizeGrant(g)
+		if n == "" {
+			return fmt.Errorf("unknown grant %q (known: authorization_code implicit client_credentials password refresh_token device_code)", g)
+		}
+		if !implementedGrants[n] {
+			return fmt.Errorf("grant %q is not supported yet", g)
+		}
+		if n == GrantClientCredentials && cl.IsPublic() {
+			return fmt.Errorf("a public client (no secret) cannot use client_credentials")
+		}
+	}
+	switch cl.Consent {
+	case "", "required", "skip":
+	default:
+		return fmt.Errorf("consent must be required or skip, not %q", cl.Consent)
+	}
+	for _, u := range cl.RedirectURIs {
+		p, err := url.Parse(u)
+		if err != nil || !p.IsAbs() || p.Fragment != "" {
+			return fmt.Errorf("redirect_uri %q must be an absolute URI without a fragment", u)
+		}
+	}
+	for _, s := range cl.Scopes {
+		if !validScopeToken(s) {
+			return fmt.Errorf("scope %q has characters RFC 6749 §3.3 does not allow", s)
+		}
+	}
+	return nil
+}
+
+// ParseIssuerURL checks an issuer identifier: https, or http on a loopback host; no query or
+// fragment (RFC 8414 §2).
+func ParseIssuerURL(s string) (*url.URL, error) {
+	if s == "" {
+		return nil, fmt.Errorf("issuer is required")
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("issuer %q is not an absolute URL", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("issuer %q must not have a query, fragment or user info", s)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !IsLoopbackHost(u.Hostname()) {
+			return nil, fmt.Errorf("issuer %q: http is allowed only on a loopback host; use https", s)
+		}
+	default:
+		return nil, fmt.Errorf("issuer %q must be an https URL", s)
+	}
+	return u, nil
+}
+
+// IsLoopbackHost reports whether host is localhost or a loopback IP address.
+func IsLoopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validScopeToken checks RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
+func validScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c == 0x22 || c == 0x5c || c > 0x7e {
+			return false
+		}
+	}
+	return true
+}

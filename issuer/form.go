@@ -1,0 +1,65 @@
+package issuer
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+)
+
+// maxFormBytes bounds a POSTed form; a token request is a few hundred bytes.
+const maxFormBytes = 64 << 10
+
+// form is a parsed request body in which every parameter occurs at most once.
+type form map[string]string
+
+// parsePostForm reads an application/x-www-form-urlencoded POST body once. It refuses other
+// methods and content types, bodies over maxFormBytes, and repeated parameters (RFC 6749 §3.1:
+// "Request and response parameters MUST NOT be included more than once"). Parameters sent
+// without a value are treated as omitted.
+func parsePostForm(w http.ResponseWriter, r *http.Request) (form, *Error) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		e := errInvalidRequest("the token endpoint accepts only POST")
+		e.Status = http.StatusMethodNotAllowed
+		return nil, e
+	}
+	ct, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || ct != "application/x-www-form-urlencoded" {
+		return nil, errInvalidRequest("the body must be application/x-www-form-urlencoded")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFormBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			e := errInvalidRequest("request body too large")
+			e.Status = http.StatusRequestEntityTooLarge
+			return nil, e
+		}
+		return nil, errInvalidRequest("could not read the request body")
+	}
+	values, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, errInvalidRequest("the body is not a valid form")
+	}
+	f := make(form, len(values))
+	for k, v := range values {
+		if len(v) > 1 {
+			return nil, errInvalidRequest("parameter " + quoteParam(k) + " is repeated")
+		}
+		if v[0] != "" {
+			f[k] = v[0]
+		}
+	}
+	return f, nil
+}
+
+// quoteParam quotes a client-chosen parameter name for an error description, shortened so a
+// description cannot be used to reflect large input.
+func quoteParam(k string) string {
+	if len(k) > 40 {
+		k = k[:40] + "…"
+	}
+	return `"` + k + `"`
+}
