@@ -1,0 +1,102 @@
+package policy
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// Causes of bearer-extraction denials, kept in Denial.Err.
+var (
+	errNoToken       = errors.New("no bearer token in the request")
+	errOtherScheme   = errors.New("authorization scheme is not Bearer")
+	errManyHeaders   = errors.New("more than one Authorization header")
+	errBadHeader     = errors.New("malformed Bearer credentials")
+	errManyQuery     = errors.New("more than one access_token query parameter")
+	errBadQuery      = errors.New("malformed access_token query parameter")
+	errManyTransport = errors.New("token sent in both the Authorization header and the query")
+)
+
+// bearerToken extracts the access token of r (RFC 6750 §2). Only the Authorization header is
+// read, and the access_token query parameter when the Gate allows it; never the body (§2.2).
+func (g *Gate) bearerToken(r *http.Request) (string, *Denial) {
+	var token string
+	cause := errNoToken
+	headers := r.Header["Authorization"]
+	switch {
+	case len(headers) > 1:
+		return "", badRequest("more than one Authorization header", errManyHeaders)
+	case len(headers) == 1:
+		t, d := parseAuthorization(headers[0])
+		if d != nil {
+			return "", d
+		}
+		if t == "" {
+			cause = errOtherScheme
+		}
+		token = t
+	}
+
+	if g.allowQuery && strings.Contains(r.URL.RawQuery, "access_token") {
+		switch vs := r.URL.Query()["access_token"]; {
+		case len(vs) > 1:
+			return "", badRequest("more than one access_token parameter", errManyQuery)
+		case len(vs) == 1 && token != "":
+			// §2: "Clients MUST NOT use more than one method to transmit the token in each request."
+			return "", badRequest("token sent by more than one method", errManyTransport)
+		case len(vs) == 1:
+			if !isB64Token(vs[0]) {
+				return "", badRequest("malformed access_token parameter", errBadQuery)
+			}
+			token = vs[0]
+		}
+	}
+
+	if token == "" {
+		return "", noToken(cause)
+	}
+	return token, nil
+}
+
+// parseAuthorization returns the token of an Authorization header value, "" if the value uses
+// another scheme (§3.1: then the request simply lacks credentials), or a 400 denial.
+//
+//	credentials = "Bearer" 1*SP b64token   (RFC 6750 §2.1, scheme case-insensitive)
+func parseAuthorization(v string) (string, *Denial) {
+	scheme, rest, _ := strings.Cut(v, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		if scheme == "" {
+			return "", badRequest("malformed Authorization header", errBadHeader)
+		}
+		return "", nil
+	}
+	rest = strings.TrimLeft(rest, " ")
+	if !isB64Token(rest) {
+		return "", badRequest("malformed Bearer credentials", errBadHeader)
+	}
+	return rest, nil
+}
+
+// isB64Token reports whether s is 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	end := len(strings.TrimRight(s, "="))
+	if end == 0 {
+		return false
+	}
+	for i := 0; i < end; i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+			return false
+		}
+	}
+	return true
+}
+
+func badRequest(desc string, err error) *Denial {
+	return &Denial{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Description: desc, Err: err}
+}
+
+func noToken(err error) *Denial {
+	return &Denial{Status: http.StatusUnauthorized, Err: err}
+}

@@ -1,0 +1,217 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+)
+
+// requirement is what a request needs: every scope in scopes, announced as scopeAttr.
+type requirement struct {
+	scopes    []string
+	scopeAttr string // scopes, space-separated, for the challenge's scope attribute
+}
+
+// rule is a compiled Rule.
+type rule struct {
+	methods []string // upper case; nil means any method
+	glob    glob
+	need    requirement // Config.Scopes plus the rule's own
+}
+
+// compileRules checks every rule once and merges its scopes with the base scopes.
+func compileRules(base []string, rules []Rule) ([]rule, error) {
+	out := make([]rule, 0, len(rules))
+	for i, r := range rules {
+		where := fmt.Sprintf("policy: rule %d (%s %s)", i+1, strings.Join(r.Methods, ","), r.Path)
+		g, err := compileGlob(r.Path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		if err := checkScopes(r.Scopes); err != nil {
+			return nil, fmt.Errorf("%s: %w", where, err)
+		}
+		var methods []string
+		for _, m := range r.Methods {
+			if m == "*" {
+				methods = nil
+				break
+			}
+			if m == "" || strings.ContainsFunc(m, func(c rune) bool { return c <= ' ' || c >= 0x7f }) {
+				return nil, fmt.Errorf("%s: invalid method %q", where, m)
+			}
+			methods = append(methods, strings.ToUpper(m))
+		}
+		out = append(out, rule{methods: methods, glob: g, need: newRequirement(base, r.Scopes)})
+	}
+	return out, nil
+}
+
+// newRequirement merges scope lists, keeping the first occurrence of each scope.
+func newRequirement(lists ...[]string) requirement {
+	var scopes []string
+	for _, l := range lists {
+		for _, s := range l {
+			if !slices.Contains(scopes, s) {
+				scopes = append(scopes, s)
+			}
+		}
+	}
+	return requirement{scopes: scopes, scopeAttr: strings.Join(scopes, " ")}
+}
+
+// matchMethod reports whether method is one of ms, comparing case-insensitively so that an
+// upstream which treats "post" as POST is covered; a GET rule also covers HEAD.
+func matchMethod(ms []string, method string) bool {
+	if ms == nil {
+		return true
+	}
+	if method == "" {
+		method = "GET"
+	}
+	for _, m := range ms {
+		if strings.EqualFold(m, method) || (m == "GET" && strings.EqualFold(method, "HEAD")) {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanPath is the form of a request path that rules judge: rooted, path.Clean'ed (so
+// "/v1/../admin" is judged as "/admin"), the trailing slash kept, lower case.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	c := path.Clean(p)
+	if c != "/" && p[len(p)-1] == '/' {
+		c += "/"
+	}
+	return strings.ToLower(c)
+}
+
+// glob is a compiled Rule.Path, lower case.
+type glob struct {
+	pattern string
+	literal bool   // no meta characters: compare as a string (or as a prefix)
+	prefix  bool   // ends in an unescaped "*": match the start of the path
+	head    string // pattern without the final "*", when prefix
+	// For a prefix glob with meta characters: a matching path has between minSlash and
+	// maxSlash '/' before the segment where the final "*" starts (classes may match a '/').
+	minSlash, maxSlash int
+}
+
+// compileGlob validates a Rule.Path and prepares its matcher.
+func compileGlob(p string) (glob, error) {
+	if p == "" {
+		return glob{}, errors.New("empty path")
+	}
+	if p[0] != '/' && p[0] != '*' {
+		return glob{}, errors.New("path must start with / or *")
+	}
+	p = strings.ToLower(p)
+	if _, err := path.Match(p, ""); err != nil {
+		return glob{}, err
+	}
+	g := glob{pattern: p}
+	g.prefix = strings.HasSuffix(p, "*") && !escapedAt(p, len(p)-1)
+	if g.prefix {
+		g.head = p[:len(p)-1]
+		g.literal = !hasMeta(g.head)
+	} else {
+		g.literal = !hasMeta(p)
+	}
+	slashes, classes := countGlob(p)
+	g.minSlash, g.maxSlash = slashes, slashes+classes
+	return g, nil
+}
+
+// match reports whether the cleaned path p matches.
+func (g glob) match(p string) bool {
+	switch {
+	case g.prefix && g.literal:
+		return strings.HasPrefix(p, g.head)
+	case g.literal:
+		return p == g.pattern
+	case g.prefix:
+		// '*' and '?' never match '/', so the final "*" can only cover the rest of one
+		// segment: cut p at the end of each candidate segment and match the whole pattern.
+		for n := g.minSlash; n <= g.maxSlash; n++ {
+			cut, more := segmentEnd(p, n)
+			if ok, _ := path.Match(g.pattern, p[:cut]); ok {
+				return true
+			}
+			if !more {
+				break
+			}
+		}
+		return false
+	default:
+		ok, _ := path.Match(g.pattern, p)
+		return ok
+	}
+}
+
+// matchPath is match, except that a glob not ending in "/" also takes the path without its
+// trailing slash: "/v1/items" covers "/v1/items/", which many upstreams route alike.
+func (g glob) matchPath(p string) bool {
+	if g.match(p) {
+		return true
+	}
+	if !g.prefix && len(p) > 1 && p[len(p)-1] == '/' && !strings.HasSuffix(g.pattern, "/") {
+		return g.match(p[:len(p)-1])
+	}
+	return false
+}
+
+// segmentEnd returns the index of the (n+1)-th '/' of p, or len(p) and false if p has fewer.
+func segmentEnd(p string, n int) (int, bool) {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '/' {
+			if n == 0 {
+				return i, true
+			}
+			n--
+		}
+	}
+	return len(p), false
+}
+
+// hasMeta reports whether s contains a path.Match meta character.
+func hasMeta(s string) bool { return strings.ContainsAny(s, `*?[\`) }
+
+// escapedAt reports whether the byte at i is escaped by an odd run of backslashes.
+func escapedAt(s string, i int) bool {
+	n := 0
+	for j := i - 1; j >= 0 && s[j] == '\\'; j-- {
+		n++
+	}
+	return n%2 == 1
+}
+
+// countGlob counts the '/' that a valid pattern matches literally and its character classes.
+func countGlob(p string) (slashes, classes int) {
+	in := false
+	for i := 0; i < len(p); i++ {
+		switch c := p[i]; {
+		case c == '\\':
+			if !in && i+1 < len(p) && p[i+1] == '/' {
+				slashes++
+			}
+			i++
+		case in:
+			in = c != ']'
+		case c == '[':
+			in = true
+			classes++
+			if i+1 < len(p) && p[i+1] == '^' {
+				i++
+			}
+		case c == '/':
+			slashes++
+		}
+	}
+	return slashes, classes
+}
