@@ -44,6 +44,9 @@ type User struct {
 	Claims map[string]string `json:"claims,omitempty"`
 }
 
+// Validate checks one user's settings.
+func (u User) Validate() error { return checkPasswordHashFormat(u.PasswordHash) }
+
 // Client is a registered OAuth client.
 type Client struct {
 	// ID is the client_id.
@@ -116,13 +119,13 @@ func (c Config) Validate() error {
 			return fmt.Errorf("user %q: defined twice", u.Name)
 		}
 		users[u.Name] = true
-		if err := checkPasswordHashFormat(u.PasswordHash); err != nil {
+		if err := u.Validate(); err != nil {
 			return fmt.Errorf("user %q: %w", u.Name, err)
 		}
 	}
 	clients := map[string]bool{}
 	for _, cl := range c.Clients {
-		if err := cl.validate(); err != nil {
+		if err := cl.Validate(); err != nil {
 			return fmt.Errorf("client %q: %w", cl.ID, err)
 		}
 		if clients[cl.ID] {
@@ -133,7 +136,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
-func (cl Client) validate() error {
+// Validate checks one client's settings.
+func (cl Client) Validate() error {
 	if cl.ID == "" {
 		return fmt.Errorf("empty client id")
 	}

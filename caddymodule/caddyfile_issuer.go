@@ -1,0 +1,210 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/tollgate-auth/tollgate/issuer"
+)
+
+// Both directives go right after basic_auth, so they run before respond, reverse_proxy,
+// file_server and php_fastcgi without an order line. Each registration inserts directly after
+// basic_auth, so registering oauth_protect first yields basic_auth, oauth_issuer, oauth_protect:
+// the issuer answers its own paths before a protector on the same site asks for a token.
+func init() {
+	httpcaddyfile.RegisterHandlerDirective("oauth_protect", parseProtectCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("oauth_protect", httpcaddyfile.After, "basic_auth")
+	httpcaddyfile.RegisterHandlerDirective("oauth_issuer", parseIssuerCaddyfile)
+	httpcaddyfile.RegisterDirectiveOrder("oauth_issuer", httpcaddyfile.After, "basic_auth")
+}
+
+func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	var ih IssuerHandler
+	err := ih.UnmarshalCaddyfile(h.Dispenser)
+	return &ih, err
+}
+
+// UnmarshalCaddyfile sets up the issuer from Caddyfile tokens:
+//
+//	oauth_issuer {
+//	    issuer <url>                      # required: the "iss" of every token
+//	    storage bolt [<path>]             # default: a bolt file in Caddy's data directory
+//	    access_token_ttl <duration>       # default 10m
+//	    refresh_token_ttl <duration>      # default 720h
+//	    signing_alg ES256|ES384|RS256|PS256|EdDSA
+//	    user <name> <bcrypt-or-argon2id-hash> {
+//	        claim <name> <value>
+//	    }
+//	    client <id> {
+//	        name <display name>
+//	        secret <secret>               # omit for a public client
+//	        redirect_uri <uri>...
+//	        grants <grant>...
+//	        scopes <scope>...
+//	        audience <aud>...
+//	        consent required|skip
+//	    }
+//	}
+func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		switch d.Val() {
+		case "issuer":
+			if !d.AllArgs(&h.Issuer) {
+				return d.ArgErr()
+			}
+			if _, err := issuer.ParseIssuerURL(h.Issuer); err != nil {
+				return d.Errf("%v", err)
+			}
+		case "storage":
+			st, err := parseStorage(d)
+			if err != nil {
+				return err
+			}
+			h.Storage = st
+		case "access_token_ttl":
+			if err := parseDuration(d, &h.AccessTokenTTL); err != nil {
+				return err
+			}
+		case "refresh_token_ttl":
+			if err := parseDuration(d, &h.RefreshTokenTTL); err != nil {
+				return err
+			}
+		case "signing_alg":
+			if !d.AllArgs(&h.SigningAlg) {
+				return d.ArgErr()
+			}
+		case "user":
+			u, err := parseUser(d)
+			if err != nil {
+				return err
+			}
+			h.Users = append(h.Users, u)
+		case "client":
+			c, err := parseClient(d)
+			if err != nil {
+				return err
+			}
+			h.Clients = append(h.Clients, c)
+		default:
+			return d.Errf("oauth_issuer: unknown sub-directive %q", d.Val())
+		}
+	}
+	if h.Issuer == "" {
+		return d.Err("oauth_issuer: the issuer sub-directive is required")
+	}
+	return nil
+}
+
+func parseStorage(d *caddyfile.Dispenser) (*StorageConfig, error) {
+	args := d.RemainingArgs()
+	if len(args) == 0 {
+		return nil, d.ArgErr()
+	}
+	switch args[0] {
+	case "bolt":
+		if len(args) > 2 {
+			return nil, d.ArgErr()
+		}
+		st := &StorageConfig{Backend: "bolt"}
+		if len(args) == 2 {
+			st.Path = args[1]
+		}
+		return st, nil
+	}
+	return nil, d.Errf("storage: unknown backend %q (supported: bolt)", args[0])
+}
+
+func parseDuration(d *caddyfile.Dispenser, into *caddy.Duration) error {
+	name := d.Val()
+	var s string
+	if !d.AllArgs(&s) {
+		return d.ArgErr()
+	}
+	dur, err := caddy.ParseDuration(s)
+	if err != nil || dur <= 0 {
+		return d.Errf("%s: %q is not a positive duration", name, s)
+	}
+	*into = caddy.Duration(dur)
+	return nil
+}
+
+func parseUser(d *caddyfile.Dispenser) (issuer.User, error) {
+	var u issuer.User
+	if !d.Args(&u.Name, &u.PasswordHash) || d.NextArg() {
+		return u, d.Err("user: want `user <name> <password-hash>`")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "claim" {
+			return u, d.Errf("user %s: unknown sub-directive %q", u.Name, d.Val())
+		}
+		var k, v string
+		if !d.AllArgs(&k, &v) {
+			return u, d.Err("claim: want `claim <name> <value>`")
+		}
+		if u.Claims == nil {
+			u.Claims = map[string]string{}
+		}
+		u.Claims[k] = v
+	}
+	if err := u.Validate(); err != nil {
+		return u, d.Errf("user %s: %v", u.Name, err)
+	}
+	return u, nil
+}
+
+func parseClient(d *caddyfile.Dispenser) (issuer.Client, error) {
+	var c issuer.Client
+	line := d.Line()
+	if !d.AllArgs(&c.ID) {
+		return c, d.Err("client: want `client <id> { … }`")
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		args := d.RemainingArgs()
+		one := func(into *string) error {
+			if len(args) != 1 {
+				return d.Errf("client %s: %s takes one value", c.ID, sub)
+			}
+			*into = args[0]
+			return nil
+		}
+		var err error
+		switch sub {
+		case "name":
+			err = one(&c.Name)
+		case "secret":
+			err = one(&c.Secret)
+		case "consent":
+			err = one(&c.Consent)
+		case "redirect_uri", "redirect_uris":
+			c.RedirectURIs = append(c.RedirectURIs, args...)
+		case "grants":
+			c.Grants = append(c.Grants, args...)
+		case "scopes":
+			c.Scopes = append(c.Scopes, args...)
+		case "audience":
+			c.Audience = append(c.Audience, args...)
+		default:
+			return c, d.Errf("client %s: unknown sub-directive %q", c.ID, sub)
+		}
+		if err != nil {
+			return c, err
+		}
+		if len(args) == 0 {
+			return c, d.Errf("client %s: %s needs a value", c.ID, sub)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return c, d.Errf("client %s (line %d): %v", c.ID, line, err)
+	}
+	return c, nil
+}
+
+// Interface guards
+var _ caddyfile.Unmarshaler = (*IssuerHandler)(nil)
