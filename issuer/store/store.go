@@ -26,7 +26,8 @@ var ErrUnavailable = errors.New("store: unavailable")
 type Bucket string
 
 // Store is the storage contract every backend implements. All methods are safe for
-// concurrent use. A ttl of zero means the entry never expires.
+// concurrent use. A ttl of zero means the entry never expires; a negative ttl is an error
+// (callers computing a remaining lifetime skip entries that have already expired).
 type Store interface {
 	// Get returns the value of key, or ErrNotFound.
 	Get(ctx context.Context, b Bucket, key string) ([]byte, error)
