@@ -93,6 +93,19 @@ func (ProtectHandler) CaddyModule() caddy.ModuleInfo {
 // issuer's keys when the configuration starts.
 func (p *ProtectHandler) Provision(ctx caddy.Context) error {
 	p.log = ctx.Logger()
+	if err := p.compile(); err != nil {
+		return err
+	}
+	app, err := ctx.App("tollgate")
+	if err != nil {
+		return err
+	}
+	app.(*App).registerProtector(p)
+	return nil
+}
+
+// compile checks the configuration and builds the policy gate, once.
+func (p *ProtectHandler) compile() error {
 	for _, fc := range p.ForwardClaims {
 		if forwardableClaims[fc.Claim] == nil {
 			return fmt.Errorf("oauth_protect: forward_claim %q: claim not supported (supported: sub client_id scope iss jti aud)", fc.Claim)
@@ -119,11 +132,6 @@ func (p *ProtectHandler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("oauth_protect: %w", err)
 	}
 	p.gate = gate
-	app, err := ctx.App("tollgate")
-	if err != nil {
-		return err
-	}
-	app.(*App).registerProtector(p)
 	return nil
 }
 
