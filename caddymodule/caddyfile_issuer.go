@@ -33,7 +33,12 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	    storage bolt [<path>]             # default: a bolt file in Caddy's data directory
 //	    access_token_ttl <duration>       # default 10m
 //	    refresh_token_ttl <duration>      # default 720h
-//	    signing_alg ES256|ES384|RS256|PS256|EdDSA
+//	    signing_alg ES256|ES384|RS256|PS256|EdDSA   # access tokens
+//	    id_token_signing_alg RS256|…      # ID tokens, default RS256
+//	    code_ttl <duration>               # authorization codes, default 60s
+//	    session_ttl <duration>            # browser sign-in session, default 24h
+//	    cors_origins <origin>...          # browser origins besides those of redirect URIs
+//	    users_file <path>                 # JSON users, reloaded on change
 //	    user <name> <bcrypt-or-argon2id-hash> {
 //	        claim <name> <value>
 //	    }
@@ -45,6 +50,7 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	        scopes <scope>...
 //	        audience <aud>...
 //	        consent required|skip
+//	        post_logout_redirect_uri <uri>...
 //	    }
 //	}
 func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -77,6 +83,28 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "signing_alg":
 			if !d.AllArgs(&h.SigningAlg) {
+				return d.ArgErr()
+			}
+		case "id_token_signing_alg":
+			if !d.AllArgs(&h.IDTokenSigningAlg) {
+				return d.ArgErr()
+			}
+		case "code_ttl":
+			if err := parseDuration(d, &h.CodeTTL); err != nil {
+				return err
+			}
+		case "session_ttl":
+			if err := parseDuration(d, &h.SessionTTL); err != nil {
+				return err
+			}
+		case "cors_origins":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return d.ArgErr()
+			}
+			h.CORSOrigins = append(h.CORSOrigins, args...)
+		case "users_file":
+			if !d.AllArgs(&h.UsersFile) {
 				return d.ArgErr()
 			}
 		case "user":
@@ -190,6 +218,8 @@ func parseClient(d *caddyfile.Dispenser) (issuer.Client, error) {
 			c.Scopes = append(c.Scopes, args...)
 		case "audience":
 			c.Audience = append(c.Audience, args...)
+		case "post_logout_redirect_uri", "post_logout_redirect_uris":
+			c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, args...)
 		default:
 			return c, d.Errf("client %s: unknown sub-directive %q", c.ID, sub)
 		}

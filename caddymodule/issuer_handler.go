@@ -32,6 +32,18 @@ type IssuerHandler struct {
 	RefreshTokenTTL caddy.Duration `json:"refresh_token_ttl,omitempty"`
 	// SigningAlg signs access tokens: ES256 (default), ES384, RS256, PS256 or EdDSA.
 	SigningAlg string `json:"signing_alg,omitempty"`
+	// IDTokenSigningAlg signs ID tokens. Default RS256.
+	IDTokenSigningAlg string `json:"id_token_signing_alg,omitempty"`
+	// CodeTTL is the authorization-code lifetime. Default 60s.
+	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
+	// SessionTTL is the browser sign-in (SSO) session lifetime. Default 24h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+	// CORSOrigins may call the token, userinfo, JWKS and metadata endpoints from a browser, in
+	// addition to the origins of registered redirect URIs.
+	CORSOrigins []string `json:"cors_origins,omitempty"`
+	// UsersFile is a JSON file of users ({"users":[{"name","password_hash","claims"}]}),
+	// reloaded when it changes.
+	UsersFile string `json:"users_file,omitempty"`
 	// Users who can sign in.
 	Users []issuer.User `json:"users,omitempty"`
 	// Clients registered with the issuer. Secrets may use placeholders such as {env.SECRET}.
@@ -58,12 +70,17 @@ func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 		clients[i] = c
 	}
 	cfg := issuer.Config{
-		Issuer:          h.Issuer,
-		AccessTokenTTL:  time.Duration(h.AccessTokenTTL),
-		RefreshTokenTTL: time.Duration(h.RefreshTokenTTL),
-		SigningAlg:      h.SigningAlg,
-		Users:           h.Users,
-		Clients:         clients,
+		Issuer:            h.Issuer,
+		AccessTokenTTL:    time.Duration(h.AccessTokenTTL),
+		RefreshTokenTTL:   time.Duration(h.RefreshTokenTTL),
+		SigningAlg:        h.SigningAlg,
+		IDTokenSigningAlg: h.IDTokenSigningAlg,
+		CodeTTL:           time.Duration(h.CodeTTL),
+		SessionTTL:        time.Duration(h.SessionTTL),
+		CORSOrigins:       h.CORSOrigins,
+		UsersFile:         h.UsersFile,
+		Users:             h.Users,
+		Clients:           clients,
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("oauth_issuer: %w", err)
@@ -74,7 +91,7 @@ func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("oauth_issuer %s: %w", h.Issuer, err)
 	}
 	h.storeKey = key
-	h.server, err = issuer.New(ctx, cfg, issuer.Deps{Store: st, Logger: ctx.Logger()})
+	h.server, err = issuer.New(ctx, cfg, issuer.Deps{Store: st, Logger: ctx.Logger(), ClientIP: clientIP})
 	if err != nil {
 		return fmt.Errorf("oauth_issuer %s: %w", h.Issuer, err)
 	}
@@ -109,3 +126,9 @@ var (
 	_ caddy.CleanerUpper          = (*IssuerHandler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*IssuerHandler)(nil)
 )
+
+// clientIP is the client address Caddy resolved (honouring trusted_proxies), for throttling.
+func clientIP(r *http.Request) string {
+	ip, _ := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string)
+	return ip
+}

@@ -46,3 +46,11 @@ func (c *client) checkSecret(presented string) bool {
 	d := sha256.Sum256([]byte(presented))
 	return subtle.ConstantTimeCompare(d[:], c.secretDigest[:]) == 1
 }
+
+// displayName is the name shown to people: the configured name, else the ID.
+func (c *client) displayName() string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}

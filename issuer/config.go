@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/tollgate-auth/tollgate/issuer/users"
 )
 
 // Grant type names as used in a client's Grants and at the token endpoint.
@@ -28,6 +30,17 @@ type Config struct {
 	RefreshTokenTTL time.Duration `json:"refresh_token_ttl,omitempty"`
 	// SigningAlg signs access tokens. Default ES256.
 	SigningAlg string `json:"signing_alg,omitempty"`
+	// IDTokenSigningAlg signs ID tokens. Default RS256 (what every OpenID relying party supports).
+	IDTokenSigningAlg string `json:"id_token_signing_alg,omitempty"`
+	// CodeTTL is the lifetime of authorization codes. Default 60s.
+	CodeTTL time.Duration `json:"code_ttl,omitempty"`
+	// SessionTTL is the lifetime of a browser sign-in (SSO) session. Default 24h.
+	SessionTTL time.Duration `json:"session_ttl,omitempty"`
+	// CORSOrigins are allowed to call the token, userinfo, JWKS, metadata and revocation
+	// endpoints from a browser, in addition to the origins of registered redirect URIs.
+	CORSOrigins []string `json:"cors_origins,omitempty"`
+	// UsersFile is a JSON file of users, reloaded when it changes.
+	UsersFile string `json:"users_file,omitempty"`
 	// Users who can sign in.
 	Users []User `json:"users,omitempty"`
 	// Clients registered with the issuer.
@@ -45,7 +58,7 @@ type User struct {
 }
 
 // Validate checks one user's settings.
-func (u User) Validate() error { return checkPasswordHashFormat(u.PasswordHash) }
+func (u User) Validate() error { return users.CheckHashFormat(u.PasswordHash) }
 
 // Client is a registered OAuth client.
 type Client struct {
@@ -65,6 +78,8 @@ type Client struct {
 	Audience []string `json:"audience,omitempty"`
 	// Consent is "required" (default) or "skip" for first-party clients.
 	Consent string `json:"consent,omitempty"`
+	// PostLogoutRedirectURIs are where RP-initiated logout may send the browser afterwards.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
 }
 
 // IsPublic reports whether the client has no secret (RFC 6749 §2.1).
@@ -86,7 +101,9 @@ func NormalizeGrant(name string) string {
 
 // implementedGrants lists the grants this build serves at the token endpoint. Grants that are
 // known but not implemented yet are refused by Validate with a clear message.
-var implementedGrants = map[string]bool{GrantClientCredentials: true}
+var implementedGrants = map[string]bool{
+	GrantClientCredentials: true, GrantAuthorizationCode: true, GrantImplicit: true,
+}
 
 // withDefaults fills defaults into a copy of c.
 func (c Config) withDefaults() Config {
@@ -99,6 +116,15 @@ func (c Config) withDefaults() Config {
 	if c.SigningAlg == "" {
 		c.SigningAlg = "ES256"
 	}
+	if c.IDTokenSigningAlg == "" {
+		c.IDTokenSigningAlg = "RS256"
+	}
+	if c.CodeTTL == 0 {
+		c.CodeTTL = 60 * time.Second
+	}
+	if c.SessionTTL == 0 {
+		c.SessionTTL = 24 * time.Hour
+	}
 	return c
 }
 
@@ -107,7 +133,7 @@ func (c Config) Validate() error {
 	if _, err := ParseIssuerURL(c.Issuer); err != nil {
 		return err
 	}
-	if c.AccessTokenTTL < 0 || c.RefreshTokenTTL < 0 {
+	if c.AccessTokenTTL < 0 || c.RefreshTokenTTL < 0 || c.CodeTTL < 0 || c.SessionTTL < 0 {
 		return fmt.Errorf("token lifetimes must not be negative")
 	}
 	users := map[string]bool{}
@@ -153,15 +179,28 @@ func (cl Client) Validate() error {
 			return fmt.Errorf("a public client (no secret) cannot use client_credentials")
 		}
 	}
+	needsRedirect := len(cl.Grants) == 0 // the default grant is authorization_code
+	for _, g := range cl.Grants {
+		n := NormalizeGrant(g)
+		needsRedirect = needsRedirect || n == GrantAuthorizationCode || n == GrantImplicit
+	}
+	if needsRedirect && len(cl.RedirectURIs) == 0 {
+		return fmt.Errorf("a client using authorization_code or implicit needs a redirect_uri")
+	}
 	switch cl.Consent {
 	case "", "required", "skip":
 	default:
 		return fmt.Errorf("consent must be required or skip, not %q", cl.Consent)
 	}
-	for _, u := range cl.RedirectURIs {
+	for _, u := range append(append([]string(nil), cl.RedirectURIs...), cl.PostLogoutRedirectURIs...) {
 		p, err := url.Parse(u)
 		if err != nil || !p.IsAbs() || p.Fragment != "" {
-			return fmt.Errorf("redirect_uri %q must be an absolute URI without a fragment", u)
+			return fmt.Errorf("redirect URI %q must be an absolute URI without a fragment", u)
+		}
+	}
+	for _, o := range cl.RedirectURIs {
+		if p, _ := url.Parse(o); p.Scheme == "http" && !IsLoopbackHost(p.Hostname()) {
+			return fmt.Errorf("redirect_uri %q: plain http is allowed only on a loopback host", o)
 		}
 	}
 	for _, s := range cl.Scopes {

@@ -22,7 +22,7 @@ func (g clientCredentials) handle(_ context.Context, req *tokenRequest) (*tokenR
 	if e != nil {
 		return nil, e
 	}
-	at, err := g.s.mintAccessToken(req.client, req.client.ID, scopes, time.Time{})
+	at, err := g.s.mintAccessToken(req.client, req.client.ID, scopes, time.Time{}, "")
 	if err != nil {
 		return nil, errServer(err)
 	}

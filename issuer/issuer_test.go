@@ -92,7 +92,7 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{"public client with secret", tokenRequestOf("grant_type=client_credentials&client_id=spa&client_secret=x"), 401, "invalid_client", false},
 		{"public client cc", tokenRequestOf("grant_type=client_credentials&client_id=spa"), 400, "unauthorized_client", false},
 		{"unknown grant", tokenRequestOf("grant_type=magic", basic("svc", "s3cret")), 400, "unsupported_grant_type", false},
-		{"grant not allowed", tokenRequestOf("grant_type=authorization_code&code=x", basic("svc", "s3cret")), 400, "unsupported_grant_type", false},
+		{"grant not allowed", tokenRequestOf("grant_type=authorization_code&code=x", basic("svc", "s3cret")), 400, "unauthorized_client", false},
 		{"scope not allowed", tokenRequestOf("grant_type=client_credentials&scope=admin", basic("svc", "s3cret")), 400, "invalid_scope", false},
 		{"openid for a client", tokenRequestOf("grant_type=client_credentials&scope=openid", basic("svc", "s3cret")), 400, "invalid_scope", false},
 		{"scope with a quote", tokenRequestOf("grant_type=client_credentials&scope=re%22ad", basic("svc", "s3cret")), 400, "invalid_scope", false},
@@ -189,7 +189,7 @@ func TestMetadataAndJWKS(t *testing.T) {
 			t.Fatalf("%s: %d %v", path, w.Code, err)
 		}
 		if md.Issuer != testIssuer || md.TokenEndpoint != testIssuer+PathToken || md.JWKSURI != testIssuer+PathJWKS ||
-			strings.Join(md.GrantTypesSupported, " ") != "client_credentials" {
+			strings.Join(md.GrantTypesSupported, " ") != "authorization_code client_credentials implicit" {
 			t.Fatalf("%s: %+v", path, md)
 		}
 	}
@@ -198,15 +198,23 @@ func TestMetadataAndJWKS(t *testing.T) {
 	var set struct {
 		Keys []map[string]any `json:"keys"`
 	}
-	if err := json.Unmarshal(w.Body.Bytes(), &set); err != nil || len(set.Keys) != 1 {
+	if err := json.Unmarshal(w.Body.Bytes(), &set); err != nil || len(set.Keys) != 2 {
 		t.Fatalf("jwks %s", w.Body)
 	}
-	k := set.Keys[0]
-	if k["kty"] != "EC" || k["alg"] != "ES256" || k["use"] != "sig" || k["kid"] == "" {
-		t.Fatalf("jwk %v", k)
+	algs := map[string]string{}
+	for _, k := range set.Keys {
+		if k["use"] != "sig" || k["kid"] == "" {
+			t.Fatalf("jwk %v", k)
+		}
+		algs[k["alg"].(string)] = k["kty"].(string)
+		for _, private := range []string{"d", "p", "q", "dp", "dq", "qi"} {
+			if _, ok := k[private]; ok {
+				t.Fatalf("JWKS publishes private key material %q", private)
+			}
+		}
 	}
-	if _, private := k["d"]; private {
-		t.Fatal("JWKS publishes the private key")
+	if algs["ES256"] != "EC" || algs["RS256"] != "RSA" {
+		t.Fatalf("want an ES256 access-token key and an RS256 ID-token key, got %v", algs)
 	}
 	if s.Route("/api/anything") != nil || s.Route("/oauth2/tokenx") != nil {
 		t.Fatal("issuer claims a path that is not its own")
@@ -274,11 +282,13 @@ func TestConfigErrors(t *testing.T) {
 		{"ftp issuer", Config{Issuer: "ftp://a.test"}, "https"},
 		{"public cc", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", Grants: []string{"client_credentials"}}}}, "public client"},
 		{"unknown grant", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", Grants: []string{"magic"}}}}, "unknown grant"},
-		{"duplicate client", Config{Issuer: testIssuer, Clients: []Client{{ID: "c"}, {ID: "c"}}}, "defined twice"},
+		{"duplicate client", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", RedirectURIs: []string{"https://a.test/cb"}}, {ID: "c", RedirectURIs: []string{"https://a.test/cb"}}}}, "defined twice"},
 		{"plain password", Config{Issuer: testIssuer, Users: []User{{Name: "u", PasswordHash: "hunter2"}}}, "plain password"},
 		{"bad signing alg", Config{Issuer: testIssuer, SigningAlg: "HS256"}, "unsupported signing algorithm"},
 		{"relative redirect", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", RedirectURIs: []string{"/cb"}}}}, "absolute"},
-		{"bad consent", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", Consent: "maybe"}}}, "consent"},
+		{"code client without redirect_uri", Config{Issuer: testIssuer, Clients: []Client{{ID: "c"}}}, "needs a redirect_uri"},
+		{"http redirect off loopback", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", RedirectURIs: []string{"http://app.test/cb"}}}}, "loopback"},
+		{"bad consent", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", Consent: "maybe", RedirectURIs: []string{"https://a.test/cb"}}}}, "consent"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -10,14 +10,26 @@ import (
 // Connect discovery document. It lists only what this build implements.
 type metadata struct {
 	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri"`
-	ScopesSupported                   []string `json:"scopes_supported,omitempty"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint"`
+	ScopesSupported                   []string `json:"scopes_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
+	ResponseModesSupported            []string `json:"response_modes_supported"`
 	GrantTypesSupported               []string `json:"grant_types_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	IDTokenSigningAlgs                []string `json:"id_token_signing_alg_values_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	ClaimsSupported                   []string `json:"claims_supported"`
+	PromptValuesSupported             []string `json:"prompt_values_supported"`
 	AccessTokenSigningAlgs            []string `json:"access_token_signing_alg_values_supported,omitempty"`
+	AuthorizationResponseISS          bool     `json:"authorization_response_iss_parameter_supported"`
+	ClaimsParameterSupported          bool     `json:"claims_parameter_supported"`
+	RequestParameterSupported         bool     `json:"request_parameter_supported"`
+	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
 }
 
 // metadataDocument builds the metadata once, at New.
@@ -27,7 +39,7 @@ func (s *Server) metadataDocument() []byte {
 }
 
 func (s *Server) metadata() metadata {
-	scopes := map[string]bool{}
+	scopes := map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true}
 	for _, c := range s.cfg.Clients {
 		for _, sc := range c.Scopes {
 			scopes[sc] = true
@@ -43,15 +55,37 @@ func (s *Server) metadata() metadata {
 		grants = append(grants, g)
 	}
 	sort.Strings(grants)
+	claims := map[string]bool{"sub": true, "iss": true, "aud": true, "exp": true, "iat": true, "auth_time": true,
+		"nonce": true, "azp": true, "at_hash": true, "c_hash": true, "email": true, "email_verified": true, "name": true}
+	for _, u := range s.cfg.Users {
+		for k := range u.Claims {
+			claims[k] = true
+		}
+	}
+	claimList := make([]string, 0, len(claims))
+	for k := range claims {
+		claimList = append(claimList, k)
+	}
+	sort.Strings(claimList)
 	return metadata{
 		Issuer:                            s.issuer,
+		AuthorizationEndpoint:             s.endpoint(PathAuthorize),
 		TokenEndpoint:                     s.endpoint(PathToken),
+		UserinfoEndpoint:                  s.endpoint(PathUserinfo),
 		JWKSURI:                           s.endpoint(PathJWKS),
+		EndSessionEndpoint:                s.endpoint(PathEndSession),
 		ScopesSupported:                   list,
-		ResponseTypesSupported:            []string{},
-		GrantTypesSupported:               grants,
-		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post"},
-		AccessTokenSigningAlgs:            s.keys.Algorithms(),
+		ResponseTypesSupported:            []string{"code", "token", "id_token", "id_token token"},
+		ResponseModesSupported:            []string{"query", "fragment", "form_post"},
+		GrantTypesSupported:               append(grants, GrantImplicit),
+		SubjectTypesSupported:             []string{"public"},
+		IDTokenSigningAlgs:                []string{s.cfg.IDTokenSigningAlg},
+		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
+		CodeChallengeMethodsSupported:     []string{"S256"},
+		ClaimsSupported:                   claimList,
+		PromptValuesSupported:             []string{"none", "login", "consent", "select_account"},
+		AccessTokenSigningAlgs:            []string{s.cfg.SigningAlg},
+		AuthorizationResponseISS:          true,
 	}
 }
 

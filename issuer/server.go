@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/tollgate-auth/tollgate/issuer/keys"
 	"github.com/tollgate-auth/tollgate/issuer/store"
+	"github.com/tollgate-auth/tollgate/issuer/users"
 )
 
 // Endpoint paths, relative to the issuer URL's path.
@@ -18,6 +20,7 @@ const (
 	PathOAuthMetadata       = "/.well-known/oauth-authorization-server"
 	PathToken               = "/oauth2/token"
 	PathJWKS                = "/oauth2/jwks"
+	PathAuthorize           = "/oauth2/authorize"
 )
 
 // Deps are the issuer's runtime dependencies.
@@ -26,6 +29,9 @@ type Deps struct {
 	Store store.Store
 	// Logger receives operational logs; never tokens, secrets, codes or passwords. Default: none.
 	Logger *zap.Logger
+	// ClientIP returns the client's address for throttling. Default: the host of RemoteAddr.
+	// A host behind trusted proxies passes its resolved client IP here.
+	ClientIP func(*http.Request) string
 }
 
 // Server is a running authorization server. It is safe for concurrent use.
@@ -39,6 +45,10 @@ type Server struct {
 	clients map[string]*client
 	grants  map[string]grant
 	routes  map[string]http.Handler
+	users   *users.Directory
+	denied  denyList
+	cors    map[string]bool
+	ipOf    func(*http.Request) string
 	// metadataJSON is the RFC 8414 / OpenID discovery document, built once.
 	metadataJSON []byte
 	log          *zap.Logger
@@ -61,6 +71,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		realm:  u.Host,
 		store:  deps.Store,
 		log:    deps.Logger,
+		ipOf:   deps.ClientIP,
 	}
 	if s.log == nil {
 		s.log = zap.NewNop()
@@ -68,25 +79,46 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if u.Scheme == "http" {
 		s.log.Warn("issuer uses plain http on a loopback address; use https in production", zap.String("issuer", s.issuer))
 	}
+	algs := []string{cfg.SigningAlg}
+	if cfg.IDTokenSigningAlg != cfg.SigningAlg {
+		algs = append(algs, cfg.IDTokenSigningAlg)
+	}
 	var err error
-	if s.keys, err = keys.Open(ctx, deps.Store, []string{cfg.SigningAlg}); err != nil {
+	if s.keys, err = keys.Open(ctx, deps.Store, algs); err != nil {
 		return nil, err
 	}
+	if err := s.denied.load(ctx, deps.Store); err != nil {
+		return nil, fmt.Errorf("issuer: loading the deny-list: %w", err)
+	}
+	static := make([]users.Static, len(cfg.Users))
+	for i, u := range cfg.Users {
+		static[i] = users.Static{Name: u.Name, PasswordHash: u.PasswordHash, Claims: u.Claims}
+	}
+	if s.users, err = users.New(static, cfg.UsersFile, s.log); err != nil {
+		return nil, fmt.Errorf("issuer: users: %w", err)
+	}
+	s.cors = s.corsOrigins()
 	s.clients = make(map[string]*client, len(cfg.Clients))
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = newClient(c)
 	}
 	s.grants = map[string]grant{
 		GrantClientCredentials: clientCredentials{s},
+		GrantAuthorizationCode: authorizationCode{s},
 	}
 	s.metadataJSON = s.metadataDocument()
 	s.routes = map[string]http.Handler{
-		s.base + PathOpenIDConfiguration: http.HandlerFunc(s.serveMetadata),
-		s.base + PathOAuthMetadata:       http.HandlerFunc(s.serveMetadata),
+		s.base + PathOpenIDConfiguration: s.withCORS(s.serveMetadata),
+		s.base + PathOAuthMetadata:       s.withCORS(s.serveMetadata),
 		// RFC 8414 §3.1: for an issuer with a path, the well-known segment comes first.
-		PathOAuthMetadata + s.base: http.HandlerFunc(s.serveMetadata),
-		s.base + PathToken:         http.HandlerFunc(s.serveToken),
-		s.base + PathJWKS:          http.HandlerFunc(s.serveJWKS),
+		PathOAuthMetadata + s.base: s.withCORS(s.serveMetadata),
+		s.base + PathToken:         s.withCORS(s.serveToken),
+		s.base + PathJWKS:          s.withCORS(s.serveJWKS),
+		s.base + PathUserinfo:      s.withCORS(s.serveUserinfo),
+		s.base + PathAuthorize:     http.HandlerFunc(s.serveAuthorize),
+		s.base + PathLogin:         http.HandlerFunc(s.serveLogin),
+		s.base + PathConsent:       http.HandlerFunc(s.serveConsent),
+		s.base + PathEndSession:    http.HandlerFunc(s.serveEndSession),
 	}
 	return s, nil
 }
@@ -108,6 +140,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.NotFound(w, r)
+}
+
+// clientIP is the client's address, for throttling.
+func (s *Server) clientIP(r *http.Request) string {
+	if s.ipOf != nil {
+		if ip := s.ipOf(r); ip != "" {
+			return ip
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // endpoint returns the absolute URL of an endpoint path.

@@ -1,0 +1,158 @@
+package issuer
+
+import (
+	"context"
+	"html"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
+)
+
+// flowServer is an issuer on a real loopback HTTP server, for flows that need a browser-like
+// client (cookies, forms, redirects).
+type flowServer struct {
+	*Server
+	url string
+}
+
+const alicePassword = "correct horse battery staple"
+
+// newFlowServer starts an issuer with users and browser clients. mutate may adjust the config.
+func newFlowServer(t testing.TB, mutate ...func(*Config)) *flowServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	hash, _ := bcrypt.GenerateFromPassword([]byte(alicePassword), bcrypt.MinCost)
+	cfg := Config{
+		Issuer: base,
+		Users: []User{{Name: "alice", PasswordHash: string(hash),
+			Claims: map[string]string{"email": "alice@example.com", "email_verified": "true", "name": "Alice Liddell"}}},
+		Clients: []Client{
+			{ID: "spa", Name: "Single Page App", RedirectURIs: []string{"http://127.0.0.1/cb"},
+				Grants: []string{"authorization_code"}, Scopes: []string{"openid", "profile", "email", "read"}},
+			{ID: "web", Secret: "web-secret", RedirectURIs: []string{"https://app.test/cb"},
+				Grants: []string{"authorization_code"}, Scopes: []string{"openid", "profile", "email", "read", "write"},
+				Audience: []string{"https://api.test"}, PostLogoutRedirectURIs: []string{"https://app.test/bye"}},
+			{ID: "imp", RedirectURIs: []string{"https://app.test/implicit"}, Grants: []string{"implicit"},
+				Scopes: []string{"openid", "profile", "read"}},
+			{ID: "first", Secret: "first-secret", RedirectURIs: []string{"https://first.test/cb"}, Consent: "skip",
+				Grants: []string{"authorization_code"}, Scopes: []string{"openid", "read"}},
+		},
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "issuer.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(context.Background(), cfg, Deps{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: s}}
+	srv.Start()
+	t.Cleanup(func() { srv.Close(); st.Close() })
+	return &flowServer{Server: s, url: base}
+}
+
+// browser is an HTTP client with cookies that does not follow redirects, so each step of a
+// flow can be checked.
+type browser struct {
+	t      testing.TB
+	client *http.Client
+}
+
+func newBrowser(t testing.TB) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, client: &http.Client{Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+func (b *browser) get(u string) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.client.Get(u)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func (b *browser) post(u string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.client.PostForm(u, form)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+var hiddenField = regexp.MustCompile(`<input[^>]*type="hidden"[^>]*>`)
+var attr = regexp.MustCompile(`(name|value)="([^"]*)"`)
+
+// hiddenFields reads a page's hidden inputs.
+func hiddenFields(page string) url.Values {
+	out := url.Values{}
+	for _, in := range hiddenField.FindAllString(page, -1) {
+		var name, value string
+		for _, m := range attr.FindAllStringSubmatch(in, -1) {
+			if m[1] == "name" {
+				name = html.UnescapeString(m[2])
+			} else {
+				value = html.UnescapeString(m[2])
+			}
+		}
+		out.Set(name, value)
+	}
+	return out
+}
+
+// authorize runs the browser through the authorization endpoint, signing in as alice and
+// answering the consent page with decision, until the issuer redirects outside itself (or
+// shows a page). It returns the last response and its body.
+func (f *flowServer) authorize(b *browser, params url.Values, decision string) (*http.Response, string) {
+	b.t.Helper()
+	resp, body := b.get(f.url + PathAuthorize + "?" + params.Encode())
+	for i := 0; i < 10; i++ {
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode/100 != 3 || !strings.HasPrefix(loc, "/") {
+			return resp, body
+		}
+		target := f.url + loc
+		switch {
+		case strings.HasPrefix(loc, PathLogin):
+			_, page := b.get(target)
+			form := hiddenFields(page)
+			form.Set("username", "alice")
+			form.Set("password", alicePassword)
+			resp, body = b.post(f.url+PathLogin, form)
+		case strings.HasPrefix(loc, PathConsent):
+			_, page := b.get(target)
+			form := hiddenFields(page)
+			form.Set("decision", decision)
+			resp, body = b.post(f.url+PathConsent, form)
+		default:
+			resp, body = b.get(target)
+		}
+	}
+	b.t.Fatal("too many redirects")
+	return nil, ""
+}

@@ -1,0 +1,111 @@
+package issuer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+
+	"github.com/tollgate-auth/tollgate/issuer/store"
+	"github.com/tollgate-auth/tollgate/issuer/ui"
+)
+
+// PathConsent is the consent page.
+const PathConsent = "/oauth2/consent"
+
+// serveConsent asks the signed-in user to allow or deny a client's request for scopes.
+// Allowing is remembered per user and client (for the scopes granted) unless prompt=consent
+// asks again; denying sends access_denied to the client.
+func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
+	ui.SetSecurityHeaders(w.Header())
+	var id string
+	var f form
+	switch r.Method {
+	case http.MethodGet:
+		id = r.URL.Query().Get("request")
+	case http.MethodPost:
+		var e *Error
+		if f, e = parsePostForm(w, r); e != nil {
+			s.errorPage(w, r, e)
+			return
+		}
+		if !s.checkCSRF(r, f) {
+			s.errorPage(w, r, &Error{Code: "invalid_request", Description: "The form expired or came from another site. Go back and try again.", Status: http.StatusForbidden})
+			return
+		}
+		id = f["request"]
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.errorPage(w, r, &Error{Code: "invalid_request", Description: "method not allowed", Status: http.StatusMethodNotAllowed})
+		return
+	}
+	p, c, ok := s.loadPending(w, r, id)
+	if !ok {
+		return
+	}
+	sess, _, err := s.currentSession(r.Context(), r)
+	if err != nil {
+		s.errorPage(w, r, errServer(err))
+		return
+	}
+	resume := s.base + PathAuthorize + "?request=" + url.QueryEscape(id)
+	if sess == nil { // signed out meanwhile: the authorization endpoint sends to the login page
+		http.Redirect(w, r, resume, http.StatusSeeOther)
+		return
+	}
+	if r.Method == http.MethodGet {
+		ui.Consent(w, ui.ConsentData{Action: s.base + PathConsent, CSRF: s.csrfToken(w, r),
+			Hidden: []ui.Hidden{{Name: "request", Value: id}}, ClientName: c.displayName(), ClientID: c.ID,
+			Username: sess.User, Scopes: p.Scopes})
+		return
+	}
+	switch f["decision"] {
+	case "allow":
+		if err := s.rememberConsent(r.Context(), sess.User, c.ID, p.Scopes); err != nil {
+			s.errorPage(w, r, errServer(err))
+			return
+		}
+		p.Consented = true
+		if err := s.savePending(r, id, p); err != nil {
+			s.errorPage(w, r, errServer(err))
+			return
+		}
+		http.Redirect(w, r, resume, http.StatusSeeOther)
+	case "deny":
+		_ = s.store.Delete(r.Context(), bucketPending, id)
+		s.authorizeFailed(w, r, &p.authRequest, &authorizeError{Error: newError("access_denied", "the user denied the request"), redirect: true})
+	default:
+		s.errorPage(w, r, errInvalidRequest("decision must be allow or deny"))
+	}
+}
+
+func consentKey(user, clientID string) string { return hashKey(user + "\x00" + clientID) }
+
+// consentedScopes returns the scopes user has allowed client to have.
+func (s *Server) consentedScopes(ctx context.Context, user, clientID string) ([]string, error) {
+	raw, err := s.store.Get(ctx, bucketConsents, consentKey(user, clientID))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var scopes []string
+	_ = json.Unmarshal(raw, &scopes)
+	return scopes, nil
+}
+
+// rememberConsent adds scopes to what user has allowed client.
+func (s *Server) rememberConsent(ctx context.Context, user, clientID string, scopes []string) error {
+	have, err := s.consentedScopes(ctx, user, clientID)
+	if err != nil {
+		return err
+	}
+	for _, sc := range scopes {
+		if !contains(have, sc) {
+			have = append(have, sc)
+		}
+	}
+	raw, _ := json.Marshal(have)
+	return s.store.Put(ctx, bucketConsents, consentKey(user, clientID), raw, 0)
+}

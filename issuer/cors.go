@@ -1,0 +1,45 @@
+package issuer
+
+import (
+	"net/http"
+	"net/url"
+)
+
+// corsOrigins collects the origins allowed to call the issuer's API endpoints from a browser:
+// the origins of every registered redirect URI, plus the configured ones.
+func (s *Server) corsOrigins() map[string]bool {
+	out := map[string]bool{}
+	for _, o := range s.cfg.CORSOrigins {
+		out[o] = true
+	}
+	for _, c := range s.cfg.Clients {
+		for _, ru := range c.RedirectURIs {
+			if u, err := url.Parse(ru); err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
+				out[u.Scheme+"://"+u.Host] = true
+			}
+		}
+	}
+	return out
+}
+
+// withCORS lets allowed origins call h from a browser (token, userinfo, JWKS, metadata,
+// revocation). It answers preflights itself. Never used on the authorization endpoint or
+// the pages.
+func (s *Server) withCORS(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		origin := r.Header.Get("Origin")
+		hdr := w.Header()
+		hdr.Add("Vary", "Origin")
+		if origin != "" && s.cors[origin] {
+			hdr.Set("Access-Control-Allow-Origin", origin)
+			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+				hdr.Set("Access-Control-Allow-Methods", "GET, POST")
+				hdr.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, DPoP")
+				hdr.Set("Access-Control-Max-Age", "600")
+				w.WriteHeader(http.StatusNoContent)
+				return
+			}
+		}
+		h(w, r)
+	}
+}

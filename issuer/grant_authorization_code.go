@@ -1,0 +1,131 @@
+package issuer
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"strings"
+
+	"github.com/tollgate-auth/tollgate/issuer/store"
+)
+
+// bucketRedeemedCodes remembers redeemed codes (by hash) and what they issued, so a replay
+// can revoke it (RFC 6749 §4.1.2).
+const bucketRedeemedCodes = "redeemed_codes"
+
+// redemption is what one code issued.
+type redemption struct {
+	JTI       string `json:"jti"`
+	ExpiresAt int64  `json:"exp"`
+	Family    string `json:"family,omitempty"`
+}
+
+// authorizationCode is the Authorization Code grant (RFC 6749 §4.1.3) with PKCE (RFC 7636).
+// A code is redeemed once: the first redemption atomically creates its redemption record; a
+// second one, racing or later, finds the record, is refused, and revokes what the first got.
+type authorizationCode struct{ s *Server }
+
+func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
+	s := g.s
+	code := req.form["code"]
+	if code == "" {
+		return nil, errInvalidRequest("code is required")
+	}
+	key := hashKey(code)
+	raw, err := s.store.Get(ctx, bucketCodes, key)
+	if errors.Is(err, store.ErrNotFound) {
+		if e := s.revokeReplayedCode(ctx, key); e != nil {
+			return nil, e
+		}
+		return nil, errInvalidGrant("the code is invalid, expired or already used")
+	} else if err != nil {
+		return nil, errServer(err)
+	}
+	var rec codeRecord
+	if err := json.Unmarshal(raw, &rec); err != nil {
+		return nil, errServer(err)
+	}
+	// Checks that do not burn the code: someone holding only the code cannot spend it.
+	if rec.ClientID != req.client.ID {
+		return nil, errInvalidGrant("the code was issued to another client")
+	}
+	if got := req.form["redirect_uri"]; got != rec.RedirectURI && (got != "" || rec.RedirectGiven) {
+		return nil, errInvalidGrant("redirect_uri does not match the authorization request")
+	}
+	if e := checkPKCE(rec.Challenge, req.form["code_verifier"]); e != nil {
+		return nil, e
+	}
+	jti := randomToken()
+	exp := s.accessTokenExpiry()
+	red, _ := json.Marshal(redemption{JTI: jti, ExpiresAt: exp.Unix()})
+	switch err := s.store.Create(ctx, bucketRedeemedCodes, key, red, s.redemptionTTL()); {
+	case errors.Is(err, store.ErrExists):
+		if e := s.revokeReplayedCode(ctx, key); e != nil {
+			return nil, e
+		}
+		return nil, errInvalidGrant("the code was already used")
+	case err != nil:
+		return nil, errServer(err)
+	}
+	_ = s.store.Delete(ctx, bucketCodes, key)
+
+	c := req.client
+	at, err := s.mintAccessToken(c, rec.User, rec.Scopes, unixTime(rec.AuthTime), jti)
+	if err != nil {
+		return nil, errServer(err)
+	}
+	resp := &tokenResponse{AccessToken: at.raw, TokenType: "Bearer", ExpiresIn: at.expiresIn, Scope: strings.Join(rec.Scopes, " ")}
+	if contains(rec.Scopes, "openid") {
+		if resp.IDToken, err = s.mintIDToken(idTokenInput{client: c, user: rec.User, authTime: rec.AuthTime,
+			nonce: rec.Nonce, scopes: rec.Scopes, accessToken: at.raw}); err != nil {
+			return nil, errServer(err)
+		}
+	}
+	return resp, nil
+}
+
+// revokeReplayedCode revokes the tokens a redeemed code issued, if it was redeemed.
+func (s *Server) revokeReplayedCode(ctx context.Context, key string) *Error {
+	raw, err := s.store.Get(ctx, bucketRedeemedCodes, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return errServer(err)
+	}
+	var red redemption
+	if err := json.Unmarshal(raw, &red); err != nil {
+		return errServer(err)
+	}
+	s.log.Warn("authorization code replayed; revoking the tokens it issued")
+	if err := s.revokeAccessToken(ctx, red.JTI, unixTime(red.ExpiresAt)); err != nil {
+		return errServer(err)
+	}
+	return nil
+}
+
+// checkPKCE verifies a code_verifier against the stored S256 challenge (RFC 7636 §4.6). A
+// verifier sent for a code that had no challenge is refused: that is a downgrade attempt
+// (RFC 9700 §2.1.1).
+func checkPKCE(challenge, verifier string) *Error {
+	if challenge == "" {
+		if verifier != "" {
+			return errInvalidGrant("code_verifier sent, but the authorization request had no code_challenge")
+		}
+		return nil
+	}
+	if verifier == "" {
+		return errInvalidGrant("code_verifier is required")
+	}
+	if len(verifier) < 43 || len(verifier) > 128 || !isPKCEChars(verifier) {
+		return errInvalidGrant("code_verifier is malformed")
+	}
+	d := sha256.Sum256([]byte(verifier))
+	got := base64.RawURLEncoding.EncodeToString(d[:])
+	if subtle.ConstantTimeCompare([]byte(got), []byte(challenge)) != 1 {
+		return errInvalidGrant("code_verifier does not match the code_challenge")
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+package issuer
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/tollgate-auth/tollgate/issuer/ui"
+)
+
+// PathLogin is the sign-in page.
+const PathLogin = "/oauth2/login"
+
+// errBadCredentials is the one message for an unknown user and a wrong password alike.
+const errBadCredentials = "The username or password is incorrect."
+
+// serveLogin shows the sign-in page for a pending authorization request (GET) and checks the
+// password (POST). A successful sign-in starts a new session and goes back to the
+// authorization endpoint with 303.
+func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
+	ui.SetSecurityHeaders(w.Header())
+	switch r.Method {
+	case http.MethodGet:
+		id := r.URL.Query().Get("request")
+		p, c, ok := s.loadPending(w, r, id)
+		if !ok {
+			return
+		}
+		s.renderLogin(w, r, http.StatusOK, id, c, p.LoginHint, "")
+	case http.MethodPost:
+		s.postLogin(w, r)
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.errorPage(w, r, &Error{Code: "invalid_request", Description: "method not allowed", Status: http.StatusMethodNotAllowed})
+	}
+}
+
+func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
+	f, e := parsePostForm(w, r)
+	if e != nil {
+		s.errorPage(w, r, e)
+		return
+	}
+	if !s.checkCSRF(r, f) {
+		s.errorPage(w, r, &Error{Code: "invalid_request", Description: "The form expired or came from another site. Go back and try again.", Status: http.StatusForbidden})
+		return
+	}
+	id := f["request"]
+	p, c, ok := s.loadPending(w, r, id)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	name, ip := f["username"], s.clientIP(r)
+	throttled, err := s.loginThrottled(ctx, name, ip)
+	if err != nil {
+		s.errorPage(w, r, errServer(err))
+		return
+	}
+	if throttled {
+		s.renderLogin(w, r, http.StatusTooManyRequests, id, c, name, "Too many failed attempts. Wait a few minutes and try again.")
+		return
+	}
+	user, ok := s.users.Authenticate(name, f["password"])
+	if !ok {
+		s.loginFailed(ctx, name, ip)
+		s.renderLogin(w, r, http.StatusUnauthorized, id, c, name, errBadCredentials)
+		return
+	}
+	if _, err := s.startSession(w, r, user.Name); err != nil {
+		s.errorPage(w, r, errServer(err))
+		return
+	}
+	p.SignedIn = true
+	if err := s.savePending(r, id, p); err != nil {
+		s.errorPage(w, r, errServer(err))
+		return
+	}
+	http.Redirect(w, r, s.base+PathAuthorize+"?request="+url.QueryEscape(id), http.StatusSeeOther)
+}
+
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, id string, c *client, username, msg string) {
+	ui.Login(w, status, ui.LoginData{
+		Action:     s.base + PathLogin,
+		CSRF:       s.csrfToken(w, r),
+		Hidden:     []ui.Hidden{{Name: "request", Value: id}},
+		Username:   username,
+		Error:      msg,
+		ClientName: c.displayName(),
+		IssuerHost: s.realm,
+	})
+}

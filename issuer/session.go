@@ -1,0 +1,151 @@
+package issuer
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/tollgate-auth/tollgate/issuer/store"
+)
+
+// Store buckets of the browser side.
+const (
+	bucketSessions store.Bucket = "sessions"
+	bucketPending  store.Bucket = "pending_authorizations"
+	bucketConsents store.Bucket = "consents"
+)
+
+// session is a signed-in browser (SSO): who, and when they last entered their password.
+type session struct {
+	User     string `json:"user"`
+	AuthTime int64  `json:"auth_time"`
+	Expires  int64  `json:"expires"`
+}
+
+// hashKey derives the store key of a secret value (session id, code, token): the store never
+// holds the secret itself.
+func hashKey(secret string) string {
+	d := sha256.Sum256([]byte(secret))
+	return base64.RawURLEncoding.EncodeToString(d[:])
+}
+
+// cookieName returns the name of one of the issuer's cookies. Over TLS the "__Host-" prefix
+// pins the cookie to this host and path "/" with Secure (RFC 6265bis §4.1.3.2).
+func (s *Server) cookieName(r *http.Request, base string) string {
+	if r.TLS != nil {
+		return "__Host-" + base
+	}
+	return base
+}
+
+// setCookie writes an HttpOnly, SameSite=Lax cookie (Secure over TLS). Lax lets the cookie
+// come along on the top-level navigation from the client's site to the authorization endpoint
+// while keeping it off cross-site POSTs.
+func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, base, value string, maxAge time.Duration) {
+	c := &http.Cookie{
+		Name: s.cookieName(r, base), Value: value, Path: "/",
+		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
+	}
+	if maxAge > 0 {
+		c.MaxAge = int(maxAge / time.Second)
+	} else if maxAge < 0 {
+		c.MaxAge = -1
+	}
+	http.SetCookie(w, c)
+}
+
+func (s *Server) cookie(r *http.Request, base string) string {
+	c, err := r.Cookie(s.cookieName(r, base))
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+const (
+	sessionCookie = "tollgate_session"
+	csrfCookie    = "tollgate_csrf"
+)
+
+// currentSession returns the browser's live session and its id, or nil.
+func (s *Server) currentSession(ctx context.Context, r *http.Request) (*session, string, error) {
+	sid := s.cookie(r, sessionCookie)
+	if sid == "" {
+		return nil, "", nil
+	}
+	raw, err := s.store.Get(ctx, bucketSessions, hashKey(sid))
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, "", nil
+	} else if err != nil {
+		return nil, "", err
+	}
+	var sess session
+	if json.Unmarshal(raw, &sess) != nil || time.Now().Unix() >= sess.Expires {
+		return nil, "", nil
+	}
+	if _, ok := s.users.Lookup(sess.User); !ok {
+		return nil, "", nil // the user was removed
+	}
+	return &sess, sid, nil
+}
+
+// startSession signs the browser in as user, replacing any earlier session (a new id on every
+// sign-in prevents session fixation).
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, user string) (*session, error) {
+	if old := s.cookie(r, sessionCookie); old != "" {
+		_ = s.store.Delete(r.Context(), bucketSessions, hashKey(old))
+	}
+	now := time.Now()
+	sess := &session{User: user, AuthTime: now.Unix(), Expires: now.Add(s.cfg.SessionTTL).Unix()}
+	raw, _ := json.Marshal(sess)
+	sid := randomSecret()
+	if err := s.store.Put(r.Context(), bucketSessions, hashKey(sid), raw, s.cfg.SessionTTL); err != nil {
+		return nil, err
+	}
+	s.setCookie(w, r, sessionCookie, sid, s.cfg.SessionTTL)
+	return sess, nil
+}
+
+// endSession signs the browser out.
+func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
+	s.setCookie(w, r, sessionCookie, "", -1)
+	if sid := s.cookie(r, sessionCookie); sid != "" {
+		return s.store.Delete(r.Context(), bucketSessions, hashKey(sid))
+	}
+	return nil
+}
+
+// csrfToken returns the browser's CSRF token, setting the cookie when there is none. Forms
+// carry it in a hidden csrf_token field (double-submit cookie); the cookie is HttpOnly and
+// SameSite=Lax, so another site can neither read it nor send it with a POST.
+func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	if v := s.cookie(r, csrfCookie); len(v) >= 22 {
+		return v
+	}
+	v := randomToken()
+	s.setCookie(w, r, csrfCookie, v, 0)
+	// Later reads within this request see the new value.
+	r.AddCookie(&http.Cookie{Name: s.cookieName(r, csrfCookie), Value: v})
+	return v
+}
+
+// checkCSRF verifies a POSTed form's csrf_token against the cookie in constant time.
+func (s *Server) checkCSRF(r *http.Request, f form) bool {
+	c := s.cookie(r, csrfCookie)
+	t := f["csrf_token"]
+	return len(c) >= 22 && subtle.ConstantTimeCompare([]byte(c), []byte(t)) == 1
+}
+
+// randomSecret returns 256 random bits, base64url-encoded: for session ids, codes and tokens
+// that grant access.
+func randomSecret() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
