@@ -1,0 +1,177 @@
+package ui
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"net/http"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed assets/style.css
+var styleCSS string
+
+// CSRFField is the name of the hidden CSRF field every form carries.
+const CSRFField = "csrf_token"
+
+// Values of the "decision" button on the consent and sign-out pages.
+const (
+	DecisionAllow  = "allow"  // consent: grant the client what it asked for
+	DecisionDeny   = "deny"   // consent: refuse
+	DecisionLogout = "logout" // sign-out: end the session
+	DecisionCancel = "cancel" // sign-out: stay signed in
+)
+
+// Hidden is a hidden form field passed through a page unchanged.
+type Hidden struct{ Name, Value string }
+
+// LoginData fills the sign-in page.
+type LoginData struct {
+	Action     string   // URL the form posts to (the issuer's own endpoint)
+	Redirect   string   // where the answer to the POST may redirect (the client's redirect_uri); see doc.go
+	CSRF       string   // value of the csrf_token field; required
+	Hidden     []Hidden // extra hidden fields, e.g. the pending authorization request
+	Username   string   // prefilled user name (login_hint, or the name tried last)
+	Error      string   // shown above the form, e.g. "Wrong username or password."
+	ClientName string   // "to continue to …"; omitted when empty
+	IssuerHost string   // shown above the title, e.g. auth.example.com; omitted when empty
+}
+
+// ConsentData fills the consent page.
+type ConsentData struct {
+	Action     string   // URL the form posts to
+	Redirect   string   // the client's redirect_uri; see doc.go
+	CSRF       string   // value of the csrf_token field; required
+	Hidden     []Hidden // extra hidden fields
+	ClientName string   // shown in bold; default ClientID
+	ClientID   string   // shown after the name when it differs
+	Username   string   // the signed-in user; omitted when empty
+	Scopes     []string // scopes asked for, each listed with a description when one is known
+}
+
+// DeviceData fills the device page (the verification_uri of RFC 8628).
+type DeviceData struct {
+	Action   string   // URL the form posts to
+	CSRF     string   // value of the csrf_token field; required
+	Hidden   []Hidden // extra hidden fields
+	UserCode string   // prefilled code, from verification_uri_complete or the last attempt
+	Error    string   // shown above the form, e.g. "That code is not valid."
+}
+
+// MessageData fills a page with a title and one paragraph: an error page, "You are signed
+// out", "You may return to your device".
+type MessageData struct {
+	Title   string // page title and heading
+	Message string // one paragraph; omitted when empty
+	Status  int    // HTTP status; default 200
+}
+
+// LogoutData fills the "Sign out?" confirmation of RP-initiated logout.
+type LogoutData struct {
+	Action     string   // URL the form posts to
+	Redirect   string   // the post_logout_redirect_uri, if any; see doc.go
+	CSRF       string   // value of the csrf_token field; required
+	Hidden     []Hidden // extra hidden fields
+	ClientName string   // the client asking; omitted when empty
+	Username   string   // the signed-in user; omitted when empty
+	IssuerHost string   // shown above the title; omitted when empty
+}
+
+// pages holds one parsed template set per page, built at init.
+var pages = map[string]*template.Template{}
+
+func init() {
+	base := template.Must(template.New("").Funcs(template.FuncMap{
+		"style":     func() template.CSS { return template.CSS(styleCSS) },
+		"script":    func() template.JS { return template.JS(formPostJS) },
+		"scopeText": ScopeDescription,
+	}).ParseFS(templateFS, "templates/layout.html"))
+	for _, name := range []string{"login", "consent", "device", "message", "logout", "formpost"} {
+		pages[name] = template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html"))
+	}
+}
+
+// Login writes the sign-in page with status (200, or 401 after a failed attempt).
+func Login(w http.ResponseWriter, status int, d LoginData) {
+	renderForm(w, status, "login", d, d.CSRF, d.Hidden, d.Redirect, "username", "password")
+}
+
+// Consent writes the consent page.
+func Consent(w http.ResponseWriter, d ConsentData) {
+	if d.ClientName == "" {
+		d.ClientName = d.ClientID
+	}
+	renderForm(w, http.StatusOK, "consent", d, d.CSRF, d.Hidden, d.Redirect, "decision")
+}
+
+// Device writes the device code page with status (200, or 400 after a wrong code).
+func Device(w http.ResponseWriter, status int, d DeviceData) {
+	renderForm(w, status, "device", d, d.CSRF, d.Hidden, "", "user_code")
+}
+
+// Logout writes the sign-out confirmation.
+func Logout(w http.ResponseWriter, d LogoutData) {
+	renderForm(w, http.StatusOK, "logout", d, d.CSRF, d.Hidden, d.Redirect, "decision")
+}
+
+// Message writes a page with a title and a message, with d.Status (default 200).
+func Message(w http.ResponseWriter, d MessageData) {
+	if d.Status == 0 {
+		d.Status = http.StatusOK
+	}
+	render(w, d.Status, "message", d, pageCSP(""))
+}
+
+// renderForm checks what every form needs, then renders the page.
+func renderForm(w http.ResponseWriter, status int, page string, data any, csrf string, hidden []Hidden,
+	redirect string, own ...string) {
+	if err := checkForm(csrf, hidden, own); err != nil {
+		programmingError(w, page, err)
+		return
+	}
+	render(w, status, page, data, pageCSP(redirect))
+}
+
+// checkForm refuses a form without a CSRF token and hidden fields that would clash with the
+// form's own fields.
+func checkForm(csrf string, hidden []Hidden, own []string) error {
+	if csrf == "" {
+		return fmt.Errorf("no CSRF token")
+	}
+	for _, h := range hidden {
+		if h.Name == CSRFField {
+			return fmt.Errorf("hidden field %q clashes with the CSRF field", h.Name)
+		}
+		for _, o := range own {
+			if h.Name == o {
+				return fmt.Errorf("hidden field %q clashes with the page's own field", h.Name)
+			}
+		}
+	}
+	return nil
+}
+
+// render executes a page into a buffer, so that a template error never sends half a page, and
+// writes it with the security headers.
+func render(w http.ResponseWriter, status int, page string, data any, csp string) {
+	var buf bytes.Buffer
+	if err := pages[page].ExecuteTemplate(&buf, "layout", data); err != nil {
+		programmingError(w, page, err)
+		return
+	}
+	setHeaders(w.Header(), csp)
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// programmingError answers a page that the caller could not fill correctly.
+func programmingError(w http.ResponseWriter, page string, err error) {
+	h := w.Header()
+	setHeaders(h, pageCSP(""))
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusInternalServerError)
+	_, _ = fmt.Fprintf(w, "internal error: %s page: %v\n", page, err)
+}
