@@ -91,6 +91,12 @@ func TestBrowser(t *testing.T) {
 						Message(w, MessageData{Title: "Done"})
 						return
 					}
+					// As the issuer does: back to its own authorization endpoint first, which then
+					// redirects to the client; the browser checks both hops against form-action.
+					http.Redirect(w, r, "/authorize", http.StatusSeeOther)
+					return
+				}
+				if r.URL.Path == "/authorize" {
 					http.Redirect(w, r, client.URL+"/cb?code=c1", http.StatusSeeOther)
 					return
 				}
