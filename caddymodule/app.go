@@ -2,7 +2,6 @@ package caddymodule
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 	"sync"
 
@@ -15,13 +14,14 @@ func init() {
 	caddy.RegisterModule(App{})
 }
 
-// App is the "tollgate" app: the in-process registry of the issuers a configuration serves.
-// Handlers load it with ctx.App, so it exists once per configuration and needs no entry in
-// the user's config; a reload builds a new registry with the new configuration.
+// App is the "tollgate" app: the in-process registry of the issuers a configuration serves and
+// of its protectors. Handlers load it with ctx.App, so it exists once per configuration and needs
+// no entry in the user's config; a reload builds a new registry with the new configuration.
 type App struct {
 	mu         *sync.RWMutex
 	issuers    map[string]*issuer.Server // by issuer URL
 	protectors []*ProtectHandler
+	metrics    *protectMetrics
 }
 
 // CaddyModule returns the Caddy module information.
@@ -30,6 +30,16 @@ func (App) CaddyModule() caddy.ModuleInfo {
 		ID:  "tollgate",
 		New: func() caddy.Module { return &App{mu: new(sync.RWMutex), issuers: map[string]*issuer.Server{}} },
 	}
+}
+
+// Provision registers the protectors' metrics in the configuration's metrics registry.
+func (a *App) Provision(ctx caddy.Context) error {
+	m, err := newProtectMetrics(ctx.GetMetricsRegistry())
+	if err != nil {
+		return fmt.Errorf("tollgate: metrics: %w", err)
+	}
+	a.metrics = m
+	return nil
 }
 
 // registerIssuer makes s findable by protectors of this configuration.
@@ -56,24 +66,24 @@ func (a *App) registerProtector(p *ProtectHandler) {
 	a.mu.Unlock()
 }
 
-// Start runs after every module is provisioned: it binds each protector to its issuer, so a
-// protector naming an issuer this Caddy does not serve stops the configuration with a clear
-// error instead of refusing every request.
+// Start runs after every module is provisioned: it binds each protector's issuers to their keys.
+// An issuer this Caddy serves is bound to its keys in process; any other is fetched over HTTP in
+// the background, so an issuer that is down does not stop Caddy (its tokens get 503 until the
+// keys arrive).
 func (a *App) Start() error {
 	a.mu.RLock()
-	defer a.mu.RUnlock()
-	for _, p := range a.protectors {
-		s := a.issuers[strings.TrimSuffix(p.Issuer, "/")]
-		if s == nil {
-			known := make([]string, 0, len(a.issuers))
-			for k := range a.issuers {
-				known = append(known, k)
+	protectors := a.protectors
+	a.mu.RUnlock()
+	for _, p := range protectors {
+		for _, b := range p.bindings {
+			if s := a.lookupIssuer(b.issuer); s != nil {
+				b.bind(s)
+				continue
 			}
-			sort.Strings(known)
-			return fmt.Errorf("oauth_protect: issuer %s is not served by this Caddy (served here: %v); "+
-				"protecting APIs of a remote issuer is not supported yet", p.Issuer, known)
+			if err := p.startRemote(b); err != nil {
+				return err
+			}
 		}
-		p.keys.bind(s)
 	}
 	return nil
 }
@@ -82,4 +92,7 @@ func (a *App) Start() error {
 func (a *App) Stop() error { return nil }
 
 // Interface guards
-var _ caddy.App = (*App)(nil)
+var (
+	_ caddy.App         = (*App)(nil)
+	_ caddy.Provisioner = (*App)(nil)
+)

@@ -1,11 +1,14 @@
 package caddymodule
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/tollgate-auth/tollgate/policy"
 )
 
 func parseProtectCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
@@ -17,34 +20,98 @@ func parseProtectCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 // UnmarshalCaddyfile sets up the protector from Caddyfile tokens:
 //
 //	oauth_protect {
-//	    issuer <url>                         # required: whose tokens are accepted
-//	    audience <aud>...                    # required: this API's identifiers
-//	    scope <scope>...                     # needed by every request
-//	    rule <METHOD[,METHOD]|*> <path-glob> <scope>...   # first match adds its scopes
-//	    forward_claim <claim> <header>       # copy a claim to an upstream header
-//	    realm <realm>                        # WWW-Authenticate realm
-//	    algorithms <alg>...                  # JWS alg allow-list
-//	    leeway <duration>                    # clock skew for exp/nbf, default 5s
+//	    issuer <url>                  # required (once or more): whose tokens are accepted
+//	    issuer <url> {                # an issuer with settings of its own
+//	        jwks_uri <url>            #   its JWK Set; default: OpenID/RFC 8414 discovery
+//	        audience <aud>...         #   replaces the handler's audience for its tokens
+//	        introspection <url>       #   RFC 7662: validate its (opaque) tokens there instead
+//	        client_id <id>            #   credentials for the introspection endpoint
+//	        client_secret <secret>    #   (placeholders such as {env.SECRET} work)
+//	        cache_ttl <duration>      #   trust an introspection result this long at most (5m)
+//	    }
+//	    jwks_uri <url>                # JWK Set of the single issuer given on one line
+//	    audience <aud>...             # required (here or per issuer): this API's identifiers
+//	    scope <scope>...              # needed by every request
+//	    claim <cel-expression>        # must hold for every request (quote it with backticks)
+//	    rule <METHOD[,METHOD]|*> <path-glob> [<scope>...] [{
+//	        claim <cel-expression>    # must hold when the rule matches
+//	    }]                            # the first matching rule adds its scopes and claims
+//	    forward_claim <claim> <header>  # copy any top-level claim to an upstream header
+//	    realm <realm>                 # WWW-Authenticate realm; default: the first issuer
+//	    algorithms <alg>...           # JWS alg allow-list; default: every asymmetric alg
+//	    leeway <duration>             # clock skew for exp/nbf/iat, default 5s
+//	    allow_query_token             # accept ?access_token= (RFC 6750 §2.3); off by default
+//	    allow_preflight               # CORS preflights (OPTIONS) pass without a token
+//	    resource <url>                # RFC 9728 resource identifier; default: the first audience
+//	    cache_size <n>|off            # verified-token cache entries, default 10000
+//	    jwks_refresh <duration>       # refetch remote JWKS this often, default 1h
 //	}
+//
+// One issuer given on one line stays in the short form (issuer, jwks_uri); several issuers,
+// or one with a block, go to the issuers list. A token is verified only by the issuer its iss
+// names. Claim conditions are CEL over `claims` (every top-level claim) and `request` (method,
+// path, host, header), e.g. claim `claims.groups.exists(g, g == "admin")`; they are compiled
+// here, so a bad expression is reported with its line and position.
 func (p *ProtectHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	var issuers []IssuerConfig
+	blockIssuer := false
 	for d.NextBlock(0) {
 		sub := d.Val()
 		switch sub {
 		case "issuer":
-			if !d.AllArgs(&p.Issuer) {
+			ic, block, err := parseIssuerBlock(d)
+			if err != nil {
+				return err
+			}
+			blockIssuer = blockIssuer || block
+			issuers = append(issuers, ic)
+		case "jwks_uri":
+			if !d.AllArgs(&p.JWKSURI) {
 				return d.ArgErr()
 			}
 		case "realm":
 			if !d.AllArgs(&p.Realm) {
 				return d.ArgErr()
 			}
+		case "resource":
+			if !d.AllArgs(&p.Resource) {
+				return d.ArgErr()
+			}
 		case "leeway":
 			if err := parseDuration(d, &p.Leeway); err != nil {
 				return err
+			}
+		case "jwks_refresh":
+			if err := parseDuration(d, &p.JWKSRefresh); err != nil {
+				return err
+			}
+		case "allow_query_token":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			p.AllowQueryToken = true
+		case "allow_preflight":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			p.AllowPreflight = true
+		case "cache_size":
+			var v string
+			if !d.AllArgs(&v) {
+				return d.ArgErr()
+			}
+			n, err := strconv.Atoi(v)
+			switch {
+			case v == "off":
+				p.CacheSize = -1
+			case err != nil || n <= 0:
+				return d.Errf("cache_size: want a positive number of entries or off, got %q", v)
+			default:
+				p.CacheSize = n
 			}
 		case "audience", "scope", "scopes", "algorithms":
 			args := d.RemainingArgs()
@@ -59,19 +126,16 @@ func (p *ProtectHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			default:
 				p.Scopes = append(p.Scopes, args...)
 			}
-		case "rule":
-			args := d.RemainingArgs()
-			if len(args) < 3 {
-				return d.Err("rule: want `rule <METHOD[,METHOD]|*> <path-glob> <scope>...`")
+		case "claim":
+			expr, err := parseClaim(d)
+			if err != nil {
+				return err
 			}
-			r := RuleConfig{Path: args[1], Scopes: args[2:]}
-			if args[0] != "*" {
-				for _, m := range strings.Split(args[0], ",") {
-					if m == "" {
-						return d.Errf("rule: empty method in %q", args[0])
-					}
-					r.Methods = append(r.Methods, strings.ToUpper(m))
-				}
+			p.Claims = append(p.Claims, expr)
+		case "rule":
+			r, err := parseRule(d)
+			if err != nil {
+				return err
 			}
 			p.Rules = append(p.Rules, r)
 		case "forward_claim":
@@ -79,21 +143,129 @@ func (p *ProtectHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&fc.Claim, &fc.Header) {
 				return d.Err("forward_claim: want `forward_claim <claim> <header>`")
 			}
-			if forwardableClaims[fc.Claim] == nil {
-				return d.Errf("forward_claim: claim %q not supported (supported: sub client_id scope iss jti aud)", fc.Claim)
+			if _, err := newForwarder([]ForwardClaim{fc}); err != nil {
+				return d.Err(err.Error())
 			}
 			p.ForwardClaims = append(p.ForwardClaims, fc)
 		default:
 			return d.Errf("oauth_protect: unknown sub-directive %q", sub)
 		}
 	}
-	if p.Issuer == "" {
+	switch {
+	case len(issuers) == 0:
 		return d.Err("oauth_protect: the issuer sub-directive is required")
+	case len(issuers) == 1 && !blockIssuer:
+		p.Issuer = issuers[0].Issuer
+	case p.JWKSURI != "":
+		return d.Err("oauth_protect: with several issuers (or an issuer block), put jwks_uri inside the issuer's block")
+	default:
+		p.Issuers = issuers
 	}
 	if len(p.Audience) == 0 {
-		return d.Err("oauth_protect: the audience sub-directive is required")
+		for _, ic := range p.Issuers {
+			if len(ic.Audience) == 0 {
+				return d.Err("oauth_protect: the audience sub-directive is required")
+			}
+		}
+		if len(p.Issuers) == 0 {
+			return d.Err("oauth_protect: the audience sub-directive is required")
+		}
 	}
 	return nil
+}
+
+// parseIssuerBlock reads `issuer <url> [{ … }]`; block reports whether a block was given.
+func parseIssuerBlock(d *caddyfile.Dispenser) (ic IssuerConfig, block bool, err error) {
+	if !d.AllArgs(&ic.Issuer) {
+		return ic, false, d.ArgErr()
+	}
+	var in IntrospectionConfig
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		block = true
+		sub := d.Val()
+		switch sub {
+		case "jwks_uri", "introspection", "client_id", "client_secret":
+			var v string
+			if !d.AllArgs(&v) {
+				return ic, block, d.ArgErr()
+			}
+			switch sub {
+			case "jwks_uri":
+				ic.JWKSURI = v
+			case "introspection":
+				in.URL = v
+			case "client_id":
+				in.ClientID = v
+			default:
+				in.ClientSecret = v
+			}
+		case "audience":
+			if ic.Audience = append(ic.Audience, d.RemainingArgs()...); len(ic.Audience) == 0 {
+				return ic, block, d.ArgErr()
+			}
+		case "cache_ttl":
+			if err := parseDuration(d, &in.CacheTTL); err != nil {
+				return ic, block, err
+			}
+		default:
+			return ic, block, d.Errf("issuer %s: unknown sub-directive %q", ic.Issuer, sub)
+		}
+	}
+	switch {
+	case in.URL != "" && ic.JWKSURI != "":
+		return ic, block, d.Errf("issuer %s: use either jwks_uri or introspection", ic.Issuer)
+	case in.URL != "" && in.ClientID == "":
+		return ic, block, d.Errf("issuer %s: introspection needs client_id (and client_secret)", ic.Issuer)
+	case in.URL == "" && (in.ClientID != "" || in.ClientSecret != "" || in.CacheTTL != 0):
+		return ic, block, d.Errf("issuer %s: client_id, client_secret and cache_ttl go with introspection", ic.Issuer)
+	case in.URL != "":
+		ic.Introspection = &in
+	}
+	return ic, block, nil
+}
+
+// parseRule reads `rule <METHODS> <glob> [<scope>...] [{ claim <expr> }]`.
+func parseRule(d *caddyfile.Dispenser) (RuleConfig, error) {
+	args := d.RemainingArgs()
+	var r RuleConfig
+	if len(args) >= 2 {
+		r = RuleConfig{Path: args[1], Scopes: args[2:]}
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "claim" {
+			return r, d.Errf("rule: unknown sub-directive %q (want claim)", d.Val())
+		}
+		expr, err := parseClaim(d)
+		if err != nil {
+			return r, err
+		}
+		r.Claims = append(r.Claims, expr)
+	}
+	if len(args) < 2 || (len(r.Scopes) == 0 && len(r.Claims) == 0) {
+		return r, d.Err("rule: want `rule <METHOD[,METHOD]|*> <path-glob> <scope>...`")
+	}
+	if args[0] != "*" {
+		for _, m := range strings.Split(args[0], ",") {
+			if m == "" {
+				return r, d.Errf("rule: empty method in %q", args[0])
+			}
+			r.Methods = append(r.Methods, strings.ToUpper(m))
+		}
+	}
+	return r, nil
+}
+
+// parseClaim reads `claim <expr>` and compiles the expression, so that a mistake is reported
+// with the Caddyfile line as well as its position in the expression.
+func parseClaim(d *caddyfile.Dispenser) (string, error) {
+	var expr string
+	if !d.AllArgs(&expr) {
+		return "", d.Err("claim: want one CEL expression; quote it with backticks, e.g. claim `claims.admin == true`")
+	}
+	if err := policy.CheckCondition(expr); err != nil {
+		return "", d.Errf("claim: %v", err)
+	}
+	return expr, nil
 }
 
 // Interface guards

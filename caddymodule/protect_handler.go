@@ -1,7 +1,7 @@
 package caddymodule
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,12 +10,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-	"github.com/golang-jwt/jwt/v5"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/tollgate-auth/tollgate/issuer"
-	"github.com/tollgate-auth/tollgate/issuer/accesstoken"
 	"github.com/tollgate-auth/tollgate/policy"
 )
 
@@ -24,61 +21,66 @@ func init() {
 }
 
 // ProtectHandler is the oauth_protect HTTP handler: it lets a request pass to the next handler
-// (typically reverse_proxy) only with a valid bearer access token carrying the scopes the route
-// needs, and answers RFC 6750 errors otherwise. On success it sets {http.auth.user.id} (the
-// token's sub), {http.auth.user.client_id} and {http.auth.user.scope}.
+// (typically reverse_proxy) only with a valid bearer access token carrying the scopes and claims
+// the route needs, and answers RFC 6750 errors otherwise. It serves the API's RFC 9728 metadata
+// at /.well-known/oauth-protected-resource without a token. On success it sets
+// {http.auth.user.id} (the token's sub) and {http.auth.user.<claim>} for every top-level claim
+// (client_id, scope, …), and the forward_claim headers.
 type ProtectHandler struct {
-	// Issuer is the issuer URL whose tokens are accepted. Required. The issuer must be served
-	// by this Caddy (oauth_issuer); its keys are then used directly, with no HTTP round trip.
-	Issuer string `json:"issuer"`
-	// Audience lists this API's identifiers; a token's aud must contain one. Required.
+	// Issuer is an issuer URL whose tokens are accepted: the short form for one issuer. When
+	// the issuer is served by this Caddy (oauth_issuer), its keys are used directly, with no
+	// HTTP round trip; otherwise its JWKS is fetched (from JWKSURI, or found by discovery).
+	Issuer string `json:"issuer,omitempty"`
+	// JWKSURI is the JWK Set URL of Issuer; default: found by OpenID Connect discovery, or RFC
+	// 8414 metadata. Ignored for an issuer this Caddy serves.
+	JWKSURI string `json:"jwks_uri,omitempty"`
+	// Issuers are more trusted issuers (multi-tenant): a token is verified by the issuer its
+	// "iss" names. At least one of Issuer and Issuers is required.
+	Issuers []IssuerConfig `json:"issuers,omitempty"`
+	// Audience lists this API's identifiers; a token's aud must contain one. Required, unless
+	// every issuer has its own.
 	Audience []string `json:"audience,omitempty"`
 	// Scopes are needed by every request this handler sees.
 	Scopes []string `json:"scopes,omitempty"`
-	// Rules add scopes by method and path; the first matching rule applies.
+	// Claims are CEL conditions every request's token must satisfy (see policy.Config.Claims).
+	Claims []string `json:"claims,omitempty"`
+	// Rules add scopes and claim conditions by method and path; the first matching rule applies.
 	Rules []RuleConfig `json:"rules,omitempty"`
 	// ForwardClaims copy token claims into upstream request headers; any client-sent copy of
-	// such a header is deleted first.
+	// such a header is deleted first, also when the token lacks the claim.
 	ForwardClaims []ForwardClaim `json:"forward_claims,omitempty"`
-	// Realm is the WWW-Authenticate realm. Default: the issuer URL.
+	// Realm is the WWW-Authenticate realm. Default: the first issuer URL.
 	Realm string `json:"realm,omitempty"`
 	// Algorithms is the JWS "alg" allow-list. Default: every asymmetric algorithm; none and
 	// HMAC are never allowed.
 	Algorithms []string `json:"algorithms,omitempty"`
-	// Leeway is the allowed clock skew for exp/nbf. Default 5s.
+	// Leeway is the allowed clock skew for exp/nbf/iat. Default 5s.
 	Leeway caddy.Duration `json:"leeway,omitempty"`
+	// AllowQueryToken accepts the token in the access_token query parameter (RFC 6750 §2.3);
+	// the parameter is removed before the request goes upstream. Default: off.
+	AllowQueryToken bool `json:"allow_query_token,omitempty"`
+	// AllowPreflight lets CORS preflight requests (OPTIONS with Origin and
+	// Access-Control-Request-Method) pass without a token, for an upstream that answers CORS.
+	// Default: off (a preflight gets 401 like any request without a token).
+	AllowPreflight bool `json:"allow_preflight,omitempty"`
+	// Resource is the API's RFC 9728 resource identifier; when it is an http(s) URL, the
+	// metadata URL announced in challenges is derived from it. Default: the first audience, with
+	// the metadata URL built from the request's scheme and host.
+	Resource string `json:"resource,omitempty"`
+	// CacheSize bounds the verified-token cache (entries). Default 10000; negative turns it off.
+	CacheSize int `json:"cache_size,omitempty"`
+	// JWKSRefresh is how often a remote issuer's JWKS is fetched again. Default 1h; a token
+	// with an unknown kid also triggers a fetch, at most every 30s.
+	JWKSRefresh caddy.Duration `json:"jwks_refresh,omitempty"`
 
-	gate *policy.Gate
-	keys *boundKeys
-	log  *zap.Logger
-}
-
-// RuleConfig is one `rule <METHOD[,METHOD]|*> <path-glob> <scopes…>` line.
-type RuleConfig struct {
-	// Methods the rule covers; empty means any.
-	Methods []string `json:"methods,omitempty"`
-	// Path is a glob; a trailing * is a prefix match.
-	Path string `json:"path"`
-	// Scopes are all required when the rule matches.
-	Scopes []string `json:"scopes"`
-}
-
-// ForwardClaim copies one claim into one upstream request header.
-type ForwardClaim struct {
-	// Claim is one of sub, client_id, scope, iss, jti, aud.
-	Claim string `json:"claim"`
-	// Header is the request header set for the upstream.
-	Header string `json:"header"`
-}
-
-// forwardableClaims reads the claims ForwardClaim may name.
-var forwardableClaims = map[string]func(*accesstoken.Claims) string{
-	"sub":       func(c *accesstoken.Claims) string { return c.Subject },
-	"client_id": func(c *accesstoken.Claims) string { return c.ClientID },
-	"scope":     func(c *accesstoken.Claims) string { return c.Scope },
-	"iss":       func(c *accesstoken.Claims) string { return c.Issuer },
-	"jti":       func(c *accesstoken.Claims) string { return c.ID },
-	"aud":       func(c *accesstoken.Claims) string { return strings.Join(c.Audience, " ") },
+	gate     *policy.Gate
+	keys     *boundKeys   // the first issuer verified by keys, if any
+	bindings []*boundKeys // every issuer verified by keys
+	forward  forwarder
+	log      *zap.Logger
+	metrics  *protectMetrics
+	ctx      context.Context
+	cancel   context.CancelFunc
 }
 
 // CaddyModule returns the Caddy module information.
@@ -89,10 +91,11 @@ func (ProtectHandler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision compiles the policy once and registers with the tollgate app, which binds the
+// Provision compiles the policy once and registers with the tollgate app, which binds each
 // issuer's keys when the configuration starts.
 func (p *ProtectHandler) Provision(ctx caddy.Context) error {
 	p.log = ctx.Logger()
+	p.ctx, p.cancel = context.WithCancel(ctx)
 	if err := p.compile(); err != nil {
 		return err
 	}
@@ -100,84 +103,105 @@ func (p *ProtectHandler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	app.(*App).registerProtector(p)
+	a := app.(*App)
+	p.metrics = a.metrics
+	a.registerProtector(p)
+	liveProtectors.Store(p, struct{}{})
 	return nil
 }
 
-// compile checks the configuration and builds the policy gate, once.
-func (p *ProtectHandler) compile() error {
-	for _, fc := range p.ForwardClaims {
-		if forwardableClaims[fc.Claim] == nil {
-			return fmt.Errorf("oauth_protect: forward_claim %q: claim not supported (supported: sub client_id scope iss jti aud)", fc.Claim)
-		}
-		if fc.Header == "" {
-			return fmt.Errorf("oauth_protect: forward_claim %q: header is required", fc.Claim)
-		}
-	}
-	rules := make([]policy.Rule, len(p.Rules))
-	for i, r := range p.Rules {
-		rules[i] = policy.Rule{Methods: r.Methods, Path: r.Path, Scopes: r.Scopes}
-	}
-	p.keys = new(boundKeys)
-	gate, err := policy.New(policy.Config{
-		Issuer:     strings.TrimSuffix(p.Issuer, "/"),
-		Audience:   p.Audience,
-		Scopes:     p.Scopes,
-		Rules:      rules,
-		Realm:      p.Realm,
-		Algorithms: p.Algorithms,
-		Leeway:     time.Duration(p.Leeway),
-	}, p.keys)
-	if err != nil {
-		return fmt.Errorf("oauth_protect: %w", err)
-	}
-	p.gate = gate
-	return nil
-}
-
-// ServeHTTP lets the request pass only with a valid token and the required scopes.
+// ServeHTTP serves the RFC 9728 metadata, lets preflights pass when configured, and otherwise
+// lets the request pass only with a valid token and what its route needs.
 func (p *ProtectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	claims, denial := p.gate.Authorize(r)
+	if p.gate.IsResourceMetadata(r) {
+		p.gate.ServeResourceMetadata(w, r)
+		return nil
+	}
+	if p.AllowPreflight && policy.IsPreflight(r) {
+		p.forward.strip(r.Header)
+		return next.ServeHTTP(w, r)
+	}
+	tok, denial := p.gate.Authorize(r)
 	if denial != nil {
-		p.gate.SetChallenge(w, denial)
-		if c := p.log.Check(zapcore.DebugLevel, "request denied"); c != nil {
-			c.Write(zap.Int("status", denial.Status), zap.String("reason", denial.Code), zap.Error(denial.Err))
+		p.metrics.deny(denial.Reason())
+		p.gate.SetChallenge(w, r, denial)
+		level := zapcore.DebugLevel
+		if denial.Status == http.StatusServiceUnavailable {
+			level = zapcore.WarnLevel
+		}
+		if c := p.log.Check(level, "request denied"); c != nil {
+			c.Write(zap.Int("status", denial.Status), zap.String("reason", denial.Reason()), zap.Error(denial.Err))
 		}
 		return caddyhttp.Error(denial.Status, denial)
 	}
+	p.metrics.allow()
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	repl.Set("http.auth.user.id", claims.Subject)
-	repl.Set("http.auth.user.client_id", claims.ClientID)
-	repl.Set("http.auth.user.scope", claims.Scope)
-	for _, fc := range p.ForwardClaims {
-		r.Header.Del(fc.Header)
-		if v := forwardableClaims[fc.Claim](claims); v != "" {
-			r.Header.Set(fc.Header, v)
-		}
+	repl.Map(userPlaceholders(tok))
+	p.forward.apply(r.Header, tok)
+	if p.AllowQueryToken && strings.Contains(r.URL.RawQuery, "access_token") {
+		q := r.URL.Query()
+		q.Del("access_token")
+		r.URL.RawQuery = q.Encode()
 	}
 	return next.ServeHTTP(w, r)
 }
 
-// boundKeys is the protector's key source: the keys of the in-process issuer, bound when the
-// configuration starts (App.Start), after every handler is provisioned.
-type boundKeys struct{ server atomic.Pointer[issuer.Server] }
-
-var errIssuerNotBound = errors.New("issuer keys are not available yet")
-
-func (b *boundKeys) bind(s *issuer.Server) { b.server.Store(s) }
-
-// Keyfunc implements policy.KeySource.
-func (b *boundKeys) Keyfunc(t *jwt.Token) (any, error) {
-	s := b.server.Load()
-	if s == nil {
-		return nil, errIssuerNotBound
+// Cleanup stops the background fetches of remote keys; it is safe when Provision failed.
+func (p *ProtectHandler) Cleanup() error {
+	if p.cancel != nil {
+		p.cancel()
 	}
-	return s.Keys().Keyfunc(t)
+	liveProtectors.Delete(p)
+	return nil
+}
+
+// startRemote fetches the keys of b's issuer over HTTP, in the background, until Cleanup.
+func (p *ProtectHandler) startRemote(b *boundKeys) error {
+	rk, err := policy.NewRemoteKeys(policy.RemoteOptions{
+		Issuer:          b.issuer,
+		JWKSURL:         b.jwksURI,
+		RefreshInterval: time.Duration(p.JWKSRefresh),
+		OnFetch:         p.onFetch(b.issuer),
+	})
+	if err != nil {
+		return fmt.Errorf("oauth_protect: issuer %s: %w", b.issuer, err)
+	}
+	p.log.Info("issuer is not served by this Caddy; fetching its keys over HTTP",
+		zap.String("issuer", b.issuer), zap.String("jwks_uri", b.jwksURI))
+	b.bindRemote(rk)
+	rk.Start(p.ctx)
+	return nil
+}
+
+// onFetch logs and counts the fetches of one remote issuer's keys.
+func (p *ProtectHandler) onFetch(iss string) func(policy.FetchEvent) {
+	var ready atomic.Bool
+	return func(ev policy.FetchEvent) {
+		p.metrics.fetched(iss, ev.Err == nil)
+		fields := []zap.Field{zap.String("issuer", iss), zap.String("url", ev.URL), zap.String("trigger", ev.Trigger)}
+		switch {
+		case ev.Err != nil && !ready.Load():
+			p.log.Error("cannot fetch the issuer's keys; its tokens get 503 until they arrive (retrying with backoff)",
+				append(fields, zap.Error(ev.Err))...)
+		case ev.Err != nil:
+			p.log.Warn("cannot refresh the issuer's keys; the previous keys stay in use", append(fields, zap.Error(ev.Err))...)
+		case ev.Removed:
+			p.log.Warn("a key was withdrawn from the issuer's JWKS; cached tokens are verified again",
+				append(fields, zap.Int("keys", ev.Keys))...)
+		case !ready.Load():
+			p.log.Info("fetched the issuer's keys", append(fields, zap.Int("keys", ev.Keys))...)
+		default:
+			p.log.Debug("refreshed the issuer's keys", append(fields, zap.Int("keys", ev.Keys))...)
+		}
+		if ev.Err == nil {
+			ready.Store(true)
+		}
+	}
 }
 
 // Interface guards
 var (
 	_ caddy.Provisioner           = (*ProtectHandler)(nil)
+	_ caddy.CleanerUpper          = (*ProtectHandler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*ProtectHandler)(nil)
-	_ policy.KeySource            = (*boundKeys)(nil)
 )

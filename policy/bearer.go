@@ -84,19 +84,35 @@ func isB64Token(s string) bool {
 		return false
 	}
 	for i := 0; i < end; i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/') {
+		if !b64TokenChar[s[i]] {
 			return false
 		}
 	}
 	return true
 }
 
+// b64TokenChar is the b64token alphabet as a table: one load per byte on the hot path.
+var b64TokenChar = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/'
+	}
+	return t
+}()
+
 func badRequest(desc string, err error) *Denial {
-	return &Denial{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Description: desc, Err: err}
+	return &Denial{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Description: desc, Err: err, reason: ReasonInvalidRequest}
 }
 
 func noToken(err error) *Denial {
-	return &Denial{Status: http.StatusUnauthorized, Err: err}
+	return &Denial{Status: http.StatusUnauthorized, Err: err, reason: ReasonNoToken}
+}
+
+// IsPreflight reports whether r is a CORS preflight request: OPTIONS with Origin and
+// Access-Control-Request-Method. Browsers never attach credentials to one, so a gate that lets
+// preflights through (to an upstream that answers CORS) must recognise them before asking for a
+// token.
+func IsPreflight(r *http.Request) bool {
+	return r.Method == http.MethodOptions && r.Header.Get("Origin") != "" &&
+		r.Header.Get("Access-Control-Request-Method") != ""
 }

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -10,6 +11,11 @@ import (
 
 // DefaultLeeway is the clock skew allowed on "exp", "nbf" and "iat" when Config.Leeway is zero.
 const DefaultLeeway = 5 * time.Second
+
+// DefaultCacheSize is the number of verified tokens a Gate remembers when Config.CacheSize is zero.
+// An entry takes about 1–2 KiB (the token's claims, decoded once), so the default bounds the
+// cache to roughly 10–20 MiB.
+const DefaultCacheSize = 10_000
 
 // defaultAlgorithms is the "alg" allow-list used when Config.Algorithms is empty, and the set it
 // may choose from: every asymmetric JWS algorithm of RFC 7518 and RFC 8037.
@@ -20,8 +26,8 @@ var defaultAlgorithms = []string{
 	"EdDSA",
 }
 
-// Rule adds scopes to the requests it matches. Rules are tried in order; the first whose method
-// and path both match applies, and later rules are not consulted.
+// Rule adds scopes and claim conditions to the requests it matches. Rules are tried in order; the
+// first whose method and path both match applies, and later rules are not consulted.
 type Rule struct {
 	// Methods are the HTTP methods the rule covers, compared case-insensitively. Empty, or a
 	// list containing "*", means any method. GET also covers HEAD, which upstreams answer like GET.
@@ -33,20 +39,35 @@ type Rule struct {
 	Path string
 	// Scopes are required, all of them, in addition to Config.Scopes.
 	Scopes []string
+	// Claims are CEL conditions (see Config.Claims) that must all hold, in addition to
+	// Config.Claims.
+	Claims []string
 }
 
 // Config says which tokens a Gate accepts and what each request needs.
 type Config struct {
-	// Issuer is the exact "iss" every token must carry. Required.
+	// Issuer is the "iss" of the tokens that New's keys argument verifies: the short form for a
+	// Gate with one issuer. Issuers adds more; at least one of the two is required.
 	Issuer string
+	// Issuers are further trusted issuers, each with its own keys (or introspection endpoint).
+	// A token is verified only by the issuer its "iss" names; keys are never tried blindly.
+	Issuers []TrustedIssuer
 	// Audience lists the identifiers of the protected resource; the token's "aud" must contain at
-	// least one of them (RFC 9068 §4). Required: a token minted for another API must not pass.
+	// least one of them (RFC 9068 §4). Required, unless every issuer has its own: a token minted
+	// for another API must not pass.
 	Audience []string
 	// Scopes are required by every request, in addition to the matching rule's.
 	Scopes []string
-	// Rules are tried in order; the first match (method and path) adds its scopes.
+	// Claims are conditions every request's token must satisfy, as CEL expressions of type bool
+	// over `claims` (every top-level claim of the token, a map) and `request` (a map with
+	// method, path, host and header; header maps a header name, case-insensitively, to its list
+	// of values). Examples: `claims.groups.exists(g, g == "admin")`,
+	// `claims.tenant == request.header["X-Tenant"][0]`. They are compiled once by New; an
+	// expression that fails to evaluate (a missing claim, say) counts as false.
+	Claims []string
+	// Rules are tried in order; the first match (method and path) adds its scopes and claims.
 	Rules []Rule
-	// Realm is the WWW-Authenticate realm. Default: Issuer.
+	// Realm is the WWW-Authenticate realm. Default: the first issuer.
 	Realm string
 	// Algorithms is the "alg" allow-list, a subset of the default: ES256 ES384 ES512 RS256 RS384
 	// RS512 PS256 PS384 PS512 EdDSA. "none" and the HMAC algorithms are refused: an edge that
@@ -57,15 +78,26 @@ type Config struct {
 	// AllowQueryToken accepts the token in the access_token query parameter (RFC 6750 §2.3),
 	// which leaks into logs and Referer headers. Default: false. The request body is never read.
 	AllowQueryToken bool
+	// Revocations, when set, is asked about the "jti" of every token, from any issuer, on every
+	// request (cache hit or not). TrustedIssuer.Revocations adds a per-issuer deny-list.
+	Revocations RevocationChecker
+	// CacheSize bounds the verified-token cache in entries. Zero means DefaultCacheSize; a
+	// negative value turns the cache off (every request costs a signature check).
+	CacheSize int
+	// Resource is this API's resource identifier in its RFC 9728 metadata. When it is an http(s)
+	// URL, the metadata document's URL is derived from it (RFC 9728 §3.1: the well-known path is
+	// inserted between host and path). Default: the first audience, with the document's URL built
+	// from each request's scheme and host.
+	Resource string
+	// ResourceMetadataURL is the absolute URL of the RFC 9728 metadata document, announced in
+	// every challenge's resource_metadata attribute; it overrides the URL derived from Resource.
+	ResourceMetadataURL string
 }
 
 // withDefaults validates c and returns a copy with defaults filled in and lists normalised.
 func (c Config) withDefaults() (Config, error) {
-	if c.Issuer == "" {
+	if c.Issuer == "" && len(c.Issuers) == 0 {
 		return c, errors.New("policy: issuer is required")
-	}
-	if len(c.Audience) == 0 {
-		return c, errors.New("policy: audience is required: without it a token for any API of the issuer would pass")
 	}
 	if slices.Contains(c.Audience, "") {
 		return c, errors.New("policy: empty audience")
@@ -75,6 +107,9 @@ func (c Config) withDefaults() (Config, error) {
 	c.Scopes = slices.Clone(c.Scopes)
 	if c.Realm == "" {
 		c.Realm = c.Issuer
+		if c.Realm == "" {
+			c.Realm = c.Issuers[0].Issuer
+		}
 	}
 	if strings.ContainsFunc(c.Realm, isCTL) {
 		return c, fmt.Errorf("policy: realm %q contains control characters", c.Realm)
@@ -85,6 +120,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Leeway == 0 {
 		c.Leeway = DefaultLeeway
 	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
+	}
 	algs, err := allowedAlgorithms(c.Algorithms)
 	if err != nil {
 		return c, err
@@ -92,6 +130,11 @@ func (c Config) withDefaults() (Config, error) {
 	c.Algorithms = algs
 	if err := checkScopes(c.Scopes); err != nil {
 		return c, fmt.Errorf("policy: scopes: %w", err)
+	}
+	if c.ResourceMetadataURL != "" {
+		if u, err := url.Parse(c.ResourceMetadataURL); err != nil || !u.IsAbs() || u.Host == "" {
+			return c, fmt.Errorf("policy: resource metadata URL %q is not an absolute URL", c.ResourceMetadataURL)
+		}
 	}
 	return c, nil
 }

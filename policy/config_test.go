@@ -98,11 +98,11 @@ func TestChallengeQuoting(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := g.Challenge(tc.d); got != tc.want {
+			if got := g.Challenge(nil, tc.d); got != tc.want {
 				t.Errorf("\n got: %s\nwant: %s", got, tc.want)
 			}
 			w := httptest.NewRecorder()
-			g.SetChallenge(w, tc.d)
+			g.SetChallenge(w, nil, tc.d)
 			if got := w.Header().Values("WWW-Authenticate"); len(got) != 1 || got[0] != tc.want {
 				t.Errorf("header %q", got)
 			}

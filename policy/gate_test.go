@@ -172,7 +172,7 @@ func TestAuthorize(t *testing.T) {
 				if d != nil {
 					t.Fatalf("denied: %v", d)
 				}
-				if claims == nil || claims.Subject != "alice" || claims.ClientID != "webapp" {
+				if claims == nil || claims.Claims.Subject != "alice" || claims.Claims.ClientID != "webapp" {
 					t.Fatalf("claims = %+v", claims)
 				}
 				return
@@ -184,7 +184,7 @@ func TestAuthorize(t *testing.T) {
 				t.Errorf("denial = %d %q, want %d %q (%v)", d.Status, d.Code, tc.status, tc.code, d)
 			}
 			w := httptest.NewRecorder()
-			g.SetChallenge(w, d)
+			g.SetChallenge(w, nil, d)
 			if got := w.Header().Get("WWW-Authenticate"); got != tc.challenge {
 				t.Errorf("WWW-Authenticate\n got: %s\nwant: %s", got, tc.challenge)
 			}

@@ -8,10 +8,12 @@ import (
 	"strings"
 )
 
-// requirement is what a request needs: every scope in scopes, announced as scopeAttr.
+// requirement is what a request needs: every scope in scopes, announced as scopeAttr, and every
+// claim condition in conds to hold.
 type requirement struct {
 	scopes    []string
 	scopeAttr string // scopes, space-separated, for the challenge's scope attribute
+	conds     []*condition
 }
 
 // rule is a compiled Rule.
@@ -21,8 +23,8 @@ type rule struct {
 	need    requirement // Config.Scopes plus the rule's own
 }
 
-// compileRules checks every rule once and merges its scopes with the base scopes.
-func compileRules(base []string, rules []Rule) ([]rule, error) {
+// compileRules checks every rule once and merges its scopes and conditions with the base ones.
+func compileRules(base []string, baseConds []*condition, rules []Rule) ([]rule, error) {
 	out := make([]rule, 0, len(rules))
 	for i, r := range rules {
 		where := fmt.Sprintf("policy: rule %d (%s %s)", i+1, strings.Join(r.Methods, ","), r.Path)
@@ -44,7 +46,13 @@ func compileRules(base []string, rules []Rule) ([]rule, error) {
 			}
 			methods = append(methods, strings.ToUpper(m))
 		}
-		out = append(out, rule{methods: methods, glob: g, need: newRequirement(base, r.Scopes)})
+		conds, err := compileConditions(where[len("policy: "):], r.Claims)
+		if err != nil {
+			return nil, err
+		}
+		need := newRequirement(base, r.Scopes)
+		need.conds = append(append([]*condition(nil), baseConds...), conds...)
+		out = append(out, rule{methods: methods, glob: g, need: need})
 	}
 	return out, nil
 }

@@ -1,8 +1,13 @@
 package policy
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/tollgate-auth/tollgate/issuer/accesstoken"
@@ -12,55 +17,53 @@ import (
 var (
 	errNotAccessToken = errors.New(`JOSE header "typ" is not at+jwt`)
 	errCritical       = errors.New(`JOSE header "crit" names extensions this edge does not understand`)
+	errRevoked        = errors.New("token revoked")
 )
 
-// verifier checks a JWT access token. Its parser and validator are built once; both are safe for
-// concurrent use.
-type verifier struct {
-	parser    *jwt.Parser
-	validator *jwt.Validator
-	keys      KeySource
-	keyfunc   jwt.Keyfunc // v.checkThenKey, bound once so that verify does not allocate a closure
+// newParser builds the JWT parser shared by every issuer: the "alg" allow-list, strict base64,
+// and no claim validation (each issuer's validator runs in checkThenKey, before the key lookup).
+func newParser(algs []string) *jwt.Parser {
+	return jwt.NewParser(
+		jwt.WithValidMethods(algs),
+		jwt.WithStrictDecoding(),
+		jwt.WithoutClaimsValidation(),
+	)
 }
 
-// newVerifier builds the parser and validator for a validated Config.
-func newVerifier(c Config, keys KeySource) *verifier {
-	v := &verifier{
-		// Claims are validated by checkThenKey, before the key lookup and the signature.
-		parser: jwt.NewParser(
-			jwt.WithValidMethods(c.Algorithms),
-			jwt.WithStrictDecoding(),
-			jwt.WithoutClaimsValidation(),
-		),
-		validator: jwt.NewValidator(
-			jwt.WithIssuer(c.Issuer),
-			jwt.WithAudience(c.Audience...),
-			jwt.WithLeeway(c.Leeway),
-			jwt.WithExpirationRequired(),
-			jwt.WithIssuedAt(),
-		),
-		keys: keys,
+// verify finds whose token raw is and has that issuer vouch for it. A JWT is attributed by its
+// unverified "iss" (read cheaply, and trusted only to pick the verifier: the verifier checks it
+// again); a token that is not a JWT can only be the introspecting issuer's.
+func (g *Gate) verify(raw string) (*Token, *Denial) {
+	iss, isJWT := peekIssuer(raw)
+	var is *issuer
+	switch {
+	case isJWT:
+		if is = g.issuers[issuerKey(iss)]; is == nil {
+			return nil, invalidToken(fmt.Errorf("%w: %q is not a trusted issuer", jwt.ErrTokenInvalidIssuer, clip(iss)))
+		}
+	case g.opaque != nil:
+		is = g.opaque
+	default:
+		return nil, invalidToken(fmt.Errorf("%w: not a JWT", jwt.ErrTokenMalformed))
 	}
-	v.keyfunc = v.checkThenKey
-	return v
-}
-
-// verify parses and verifies raw. The order is: decoding, the "alg" allow-list (golang-jwt, before
-// it calls the key function), then checkThenKey's cheap checks, then the key lookup and the
-// signature. Claims are trusted only once the whole chain succeeded.
-func (v *verifier) verify(raw string) (*accesstoken.Claims, *Denial) {
-	claims := new(accesstoken.Claims)
-	if _, err := v.parser.ParseWithClaims(raw, claims, v.keyfunc); err != nil {
+	if is.introspect != nil {
+		return g.introspect(is, raw)
+	}
+	claims := new(tokenClaims)
+	if _, err := g.parser.ParseWithClaims(raw, claims, is.keyfunc); err != nil {
+		if errors.Is(err, ErrKeysUnavailable) {
+			return nil, unavailable(err)
+		}
 		return nil, invalidToken(err)
 	}
-	return claims, nil
+	return newToken(is, claims, time.Time{}), nil
 }
 
 // checkThenKey runs the header and claim checks before asking the KeySource: they cost nothing
 // next to a signature check, and a token that fails them should not make a remote key source
 // refetch its JWKS for an unknown "kid". The checks only ever reject, so running them on claims
 // whose signature is not yet verified is safe.
-func (v *verifier) checkThenKey(t *jwt.Token) (any, error) {
+func (is *issuer) checkThenKey(t *jwt.Token) (any, error) {
 	// RFC 9068 §4: reject JWTs that are not access tokens, such as ID tokens (typ "JWT" or none).
 	typ, _ := t.Header["typ"].(string)
 	if !accesstoken.IsAccessTokenType(typ) {
@@ -70,21 +73,64 @@ func (v *verifier) checkThenKey(t *jwt.Token) (any, error) {
 	if _, ok := t.Header["crit"]; ok {
 		return nil, errCritical
 	}
-	if err := v.validator.Validate(t.Claims); err != nil {
+	claims := t.Claims.(*tokenClaims)
+	if issuerKey(claims.Issuer) != issuerKey(is.name) {
+		return nil, jwt.ErrTokenInvalidIssuer
+	}
+	if err := is.validator.Validate(claims); err != nil {
 		return nil, err
 	}
-	return v.keys.Keyfunc(t)
+	return is.keys.Keyfunc(t)
+}
+
+// peekIssuer reads the "iss" of a JWT-shaped token without verifying anything. isJWT is false
+// when raw is not three dot-separated segments whose middle one is a base64url JSON object.
+func peekIssuer(raw string) (iss string, isJWT bool) {
+	head, rest, ok := strings.Cut(raw, ".")
+	payload, sig, ok2 := strings.Cut(rest, ".")
+	if !ok || !ok2 || head == "" || strings.Contains(sig, ".") {
+		return "", false
+	}
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(payload, "="))
+	if err != nil {
+		return "", false
+	}
+	var p struct {
+		Iss any `json:"iss"`
+	}
+	if json.Unmarshal(b, &p) != nil {
+		return "", false
+	}
+	s, _ := p.Iss.(string)
+	return s, true
+}
+
+// clip shortens an untrusted value for a log line.
+func clip(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "…"
+	}
+	return s
 }
 
 // invalidToken maps a verification error to a 401 whose description tells the client only what
 // it can act on (refresh an expired token, wait out clock skew); the detail stays in Err.
 func invalidToken(err error) *Denial {
-	desc := "invalid token"
+	desc, reason := "invalid token", ReasonInvalidToken
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
-		desc = "token expired"
+		desc, reason = "token expired", ReasonExpired
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
 		desc = "token not yet valid"
+	case errors.Is(err, errRevoked):
+		desc, reason = "token revoked", ReasonRevoked
 	}
-	return &Denial{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: desc, Err: err}
+	return &Denial{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: desc, Err: err, reason: reason}
+}
+
+// unavailable is the 503 of a request whose token cannot be judged yet: the issuer's keys or its
+// introspection endpoint are out of reach.
+func unavailable(err error) *Denial {
+	return &Denial{Status: http.StatusServiceUnavailable, Description: "token verification temporarily unavailable",
+		Err: err, reason: ReasonUnavailable}
 }

@@ -1,0 +1,80 @@
+package caddymodule
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tollgate-auth/tollgate/issuer"
+	"github.com/tollgate-auth/tollgate/policy"
+)
+
+// boundKeys is the key source of one issuer of a protector. The policy gate is compiled in
+// Provision, before it is known whether the issuer runs in this Caddy; App.Start binds it either
+// to the in-process issuer (its keys directly, no HTTP round trip) or to a policy.RemoteKeys that
+// fetches the issuer's JWKS. Until then, and until remote keys arrive, Keyfunc wraps
+// policy.ErrKeysUnavailable, which the gate answers with 503.
+type boundKeys struct {
+	issuer  string // as configured
+	jwksURI string // configured JWKS URL, for a remote issuer; "" means discovery
+	b       atomic.Pointer[keyBinding]
+}
+
+// keyBinding is what boundKeys delegates to.
+type keyBinding struct {
+	keys        policy.KeySource
+	versioner   policy.KeyVersioner       // nil when the keys are never withdrawn
+	revocations policy.RevocationChecker // nil when the issuer keeps no deny-list here
+}
+
+// revocationLister is what the in-process issuer offers once it keeps a deny-list of revoked
+// access tokens; it is looked up by type assertion so that the protector honours revocations as
+// soon as the issuer has the method.
+type revocationLister interface{ Revoked(jti string) bool }
+
+// bind points the protector at the in-process issuer s.
+func (b *boundKeys) bind(s *issuer.Server) {
+	kb := &keyBinding{keys: s.Keys()}
+	if rl, ok := any(s).(revocationLister); ok {
+		kb.revocations = rl
+	}
+	b.b.Store(kb)
+}
+
+// bindRemote points the protector at a remote issuer's keys.
+func (b *boundKeys) bindRemote(rk *policy.RemoteKeys) {
+	b.b.Store(&keyBinding{keys: rk, versioner: rk})
+}
+
+// Keyfunc implements policy.KeySource.
+func (b *boundKeys) Keyfunc(t *jwt.Token) (any, error) {
+	kb := b.b.Load()
+	if kb == nil {
+		return nil, fmt.Errorf("%w: issuer %s is not bound yet", policy.ErrKeysUnavailable, b.issuer)
+	}
+	return kb.keys.Keyfunc(t)
+}
+
+// KeyVersion implements policy.KeyVersioner.
+func (b *boundKeys) KeyVersion() uint64 {
+	if kb := b.b.Load(); kb != nil && kb.versioner != nil {
+		return kb.versioner.KeyVersion()
+	}
+	return 0
+}
+
+// Revoked implements policy.RevocationChecker.
+func (b *boundKeys) Revoked(jti string) bool {
+	if kb := b.b.Load(); kb != nil && kb.revocations != nil {
+		return kb.revocations.Revoked(jti)
+	}
+	return false
+}
+
+// Interface guards
+var (
+	_ policy.KeySource         = (*boundKeys)(nil)
+	_ policy.KeyVersioner      = (*boundKeys)(nil)
+	_ policy.RevocationChecker = (*boundKeys)(nil)
+)
