@@ -55,7 +55,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet {
-		ui.Consent(w, ui.ConsentData{Action: s.base + PathConsent, CSRF: s.csrfToken(w, r),
+		ui.Consent(w, ui.ConsentData{Action: s.base + PathConsent, Redirect: p.RedirectURI, CSRF: s.csrfToken(w, r),
 			Hidden: []ui.Hidden{{Name: "request", Value: id}}, ClientName: c.displayName(), ClientID: c.ID,
 			Username: sess.User, Scopes: p.Scopes})
 		return

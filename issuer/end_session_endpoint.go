@@ -61,7 +61,11 @@ func (s *Server) serveEndSession(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, errServer(err))
 		return
 	}
-	confirmed := r.Method == http.MethodPost && s.checkCSRF(r, formOf(q))
+	confirmed := r.Method == http.MethodPost && s.checkCSRF(r, formOf(q)) && q.Get("decision") == ui.DecisionLogout
+	if r.Method == http.MethodPost && q.Get("decision") == ui.DecisionCancel {
+		ui.Message(w, ui.MessageData{Title: "Still signed in", Message: "You are still signed in."})
+		return
+	}
 	if sess != nil && !confirmed && !(hintOK && hintUser == sess.User) {
 		hidden := []ui.Hidden{}
 		for _, k := range []string{"id_token_hint", "client_id", "post_logout_redirect_uri", "state"} {
@@ -73,7 +77,8 @@ func (s *Server) serveEndSession(w http.ResponseWriter, r *http.Request) {
 		if c != nil {
 			name = c.displayName()
 		}
-		ui.Logout(w, ui.LogoutData{Action: s.base + PathEndSession, CSRF: s.csrfToken(w, r), Hidden: hidden, ClientName: name})
+		ui.Logout(w, ui.LogoutData{Action: s.base + PathEndSession, Redirect: target, CSRF: s.csrfToken(w, r),
+			Hidden: hidden, ClientName: name, Username: sess.User, IssuerHost: s.realm})
 		return
 	}
 	if err := s.endSession(w, r); err != nil {

@@ -25,7 +25,7 @@ func (s *Server) serveLogin(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		s.renderLogin(w, r, http.StatusOK, id, c, p.LoginHint, "")
+		s.renderLogin(w, r, http.StatusOK, id, p, c, p.LoginHint, "")
 	case http.MethodPost:
 		s.postLogin(w, r)
 	default:
@@ -57,13 +57,13 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if throttled {
-		s.renderLogin(w, r, http.StatusTooManyRequests, id, c, name, "Too many failed attempts. Wait a few minutes and try again.")
+		s.renderLogin(w, r, http.StatusTooManyRequests, id, p, c, name, "Too many failed attempts. Wait a few minutes and try again.")
 		return
 	}
 	user, ok := s.users.Authenticate(name, f["password"])
 	if !ok {
 		s.loginFailed(ctx, name, ip)
-		s.renderLogin(w, r, http.StatusUnauthorized, id, c, name, errBadCredentials)
+		s.renderLogin(w, r, http.StatusUnauthorized, id, p, c, name, errBadCredentials)
 		return
 	}
 	if _, err := s.startSession(w, r, user.Name); err != nil {
@@ -78,9 +78,12 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, s.base+PathAuthorize+"?request="+url.QueryEscape(id), http.StatusSeeOther)
 }
 
-func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, id string, c *client, username, msg string) {
+// renderLogin shows the sign-in form. Its CSP lets the form's answer redirect on to the
+// client's redirect URI (browsers check redirects after a form POST against form-action).
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, id string, p *pending, c *client, username, msg string) {
 	ui.Login(w, status, ui.LoginData{
 		Action:     s.base + PathLogin,
+		Redirect:   p.RedirectURI,
 		CSRF:       s.csrfToken(w, r),
 		Hidden:     []ui.Hidden{{Name: "request", Value: id}},
 		Username:   username,
