@@ -14,12 +14,23 @@ import (
 // pendingTTL bounds how long a user may take to sign in and consent.
 const pendingTTL = 15 * time.Minute
 
-// pending is an authorization request waiting for the user to sign in or consent.
+// pending is a request waiting for the user to sign in or consent: an authorization request,
+// or a device verification (then Resume is the device page and RedirectURI is empty).
 type pending struct {
 	authRequest
-	Created   int64 `json:"created"`
-	SignedIn  bool  `json:"signed_in,omitempty"` // the user entered a password for this request
-	Consented bool  `json:"consented,omitempty"`
+	// Resume is the path the login and consent pages go back to with ?request=<id>.
+	Resume    string `json:"resume"`
+	Created   int64  `json:"created"`
+	SignedIn  bool   `json:"signed_in,omitempty"` // the user entered a password for this request
+	Consented bool   `json:"consented,omitempty"`
+	Denied    bool   `json:"denied,omitempty"` // the user pressed deny on the consent page
+	// DeviceCode is the hash of the device code a device verification approves.
+	DeviceCode string `json:"device_code,omitempty"`
+}
+
+// resumeURL is where the login and consent pages send the browser back to.
+func (s *Server) resumeURL(p *pending, id string) string {
+	return s.base + p.Resume + "?request=" + url.QueryEscape(id)
 }
 
 // serveAuthorize is the authorization endpoint (RFC 6749 §3.1). It accepts GET and, as OpenID
@@ -48,7 +59,9 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if id := q.Get("request"); id != "" && len(q) == 1 {
 		p, c, ok := s.loadPending(w, r, id)
-		if ok {
+		if ok && p.Resume != PathAuthorize {
+			s.errorPage(w, r, errInvalidRequest("This is not an authorization request."))
+		} else if ok {
 			s.proceed(w, r, p, c, id)
 		}
 		return
@@ -59,13 +72,18 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.BrowserCookie = hashKey(s.csrfToken(w, r))
-	s.proceed(w, r, &pending{authRequest: *req, Created: time.Now().Unix()}, c, "")
+	s.proceed(w, r, &pending{authRequest: *req, Resume: PathAuthorize, Created: time.Now().Unix()}, c, "")
 }
 
 // proceed takes a request as far as it can go: to the login page, the consent page, or the
 // response to the client. id is the request's pending id once it has been stored.
 func (s *Server) proceed(w http.ResponseWriter, r *http.Request, p *pending, c *client, id string) {
 	ctx := r.Context()
+	if p.Denied {
+		_ = s.store.Delete(ctx, bucketPending, id)
+		s.authorizeFailed(w, r, &p.authRequest, &authorizeError{Error: newError("access_denied", "the user denied the request"), redirect: true})
+		return
+	}
 	sess, _, err := s.currentSession(ctx, r)
 	if err != nil {
 		s.authorizeFailed(w, r, &p.authRequest, &authorizeError{Error: errServer(err), redirect: true})
@@ -119,12 +137,13 @@ func (s *Server) needsLogin(p *pending, sess *session) bool {
 	return false
 }
 
-// needsConsent reports whether the consent page must be shown.
+// needsConsent reports whether the consent page must be shown. Device verifications always
+// show it: the user must confirm the device they are approving.
 func (s *Server) needsConsent(r *http.Request, p *pending, c *client, user string) (bool, error) {
-	if p.Consented || c.Consent == "skip" && !p.hasPrompt("consent") {
+	if p.Consented || c.Consent == "skip" && !p.hasPrompt("consent") && p.DeviceCode == "" {
 		return false, nil
 	}
-	if p.hasPrompt("consent") {
+	if p.hasPrompt("consent") || p.DeviceCode != "" {
 		return true, nil
 	}
 	granted, err := s.consentedScopes(r.Context(), user, c.ID)
@@ -142,14 +161,19 @@ func (s *Server) needsConsent(r *http.Request, p *pending, c *client, user strin
 // redirectToPage stores the request (once) and sends the browser to the login or consent page.
 func (s *Server) redirectToPage(w http.ResponseWriter, r *http.Request, p *pending, id, page string) {
 	if id == "" {
-		id = randomToken()
-		raw, _ := json.Marshal(p)
-		if err := s.store.Put(r.Context(), bucketPending, id, raw, pendingTTL); err != nil {
+		var err error
+		if id, err = s.storePending(r, p); err != nil {
 			s.authorizeFailed(w, r, &p.authRequest, &authorizeError{Error: errServer(err), redirect: true})
 			return
 		}
 	}
 	http.Redirect(w, r, s.base+page+"?request="+url.QueryEscape(id), http.StatusSeeOther)
+}
+
+// storePending stores a new pending request and returns its id.
+func (s *Server) storePending(r *http.Request, p *pending) (string, error) {
+	id := randomToken()
+	return id, s.savePending(r, id, p)
 }
 
 // loadPending reads a stored request for the login and consent pages. The request must belong

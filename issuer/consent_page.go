@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 
 	"github.com/tollgate-auth/tollgate/issuer/store"
 	"github.com/tollgate-auth/tollgate/issuer/ui"
@@ -49,7 +48,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, errServer(err))
 		return
 	}
-	resume := s.base + PathAuthorize + "?request=" + url.QueryEscape(id)
+	resume := s.resumeURL(p, id)
 	if sess == nil { // signed out meanwhile: the authorization endpoint sends to the login page
 		http.Redirect(w, r, resume, http.StatusSeeOther)
 		return
@@ -73,8 +72,12 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		}
 		http.Redirect(w, r, resume, http.StatusSeeOther)
 	case "deny":
-		_ = s.store.Delete(r.Context(), bucketPending, id)
-		s.authorizeFailed(w, r, &p.authRequest, &authorizeError{Error: newError("access_denied", "the user denied the request"), redirect: true})
+		p.Denied = true
+		if err := s.savePending(r, id, p); err != nil {
+			s.errorPage(w, r, errServer(err))
+			return
+		}
+		http.Redirect(w, r, resume, http.StatusSeeOther)
 	default:
 		s.errorPage(w, r, errInvalidRequest("decision must be allow or deny"))
 	}

@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"net/http"
-	"net/url"
 
 	"github.com/tollgate-auth/tollgate/issuer/ui"
 )
@@ -75,7 +74,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, errServer(err))
 		return
 	}
-	http.Redirect(w, r, s.base+PathAuthorize+"?request="+url.QueryEscape(id), http.StatusSeeOther)
+	http.Redirect(w, r, s.resumeURL(p, id), http.StatusSeeOther)
 }
 
 // renderLogin shows the sign-in form. Its CSP lets the form's answer redirect on to the
