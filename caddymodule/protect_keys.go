@@ -24,7 +24,7 @@ type boundKeys struct {
 // keyBinding is what boundKeys delegates to.
 type keyBinding struct {
 	keys        policy.KeySource
-	versioner   policy.KeyVersioner       // nil when the keys are never withdrawn
+	versioner   policy.KeyVersioner      // nil when the keys are never withdrawn
 	revocations policy.RevocationChecker // nil when the issuer keeps no deny-list here
 }
 

@@ -142,7 +142,9 @@ func (m headerMap) Find(key ref.Val) (ref.Val, bool) {
 	}
 	vs, ok := m.h[textproto.CanonicalMIMEHeaderKey(string(s))]
 	if !ok {
-		return nil, false
+		if vs, ok = m.h[string(s)]; !ok { // a key set without canonicalisation
+			return nil, false
+		}
 	}
 	return types.NewStringList(types.DefaultTypeAdapter, vs), true
 }
