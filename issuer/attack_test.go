@@ -1,6 +1,8 @@
 package issuer
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -268,4 +270,33 @@ func TestCORS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// jtiUnverified reads a token's jti without verifying it (for revoked tokens).
+func (f *flowServer) jtiUnverified(t *testing.T, at string) string {
+	parts := strings.Split(at, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		JTI string `json:"jti"`
+	}
+	_ = json.Unmarshal(payload, &c)
+	return c.JTI
+}
+
+// tamper widens a token's scope without re-signing it.
+func tamper(t *testing.T, tok string) string {
+	parts := strings.Split(tok, ".")
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	_ = json.Unmarshal(payload, &claims)
+	claims["scope"] = "read write admin"
+	b, _ := json.Marshal(claims)
+	parts[1] = base64.RawURLEncoding.EncodeToString(b)
+	return strings.Join(parts, ".")
 }

@@ -28,6 +28,12 @@ type Config struct {
 	AccessTokenTTL time.Duration `json:"access_token_ttl,omitempty"`
 	// RefreshTokenTTL is the absolute lifetime of a refresh-token family. Default 720h.
 	RefreshTokenTTL time.Duration `json:"refresh_token_ttl,omitempty"`
+	// RefreshTokenIdleTTL ends a refresh-token family that is not used for this long.
+	// Default 336h (14 days), never longer than RefreshTokenTTL.
+	RefreshTokenIdleTTL time.Duration `json:"refresh_token_idle_ttl,omitempty"`
+	// RefreshReuseGrace lets a duplicate refresh of one token within this window get the same
+	// answer instead of revoking the family (mobile apps on flaky networks retry). Default 0: off.
+	RefreshReuseGrace time.Duration `json:"refresh_reuse_grace,omitempty"`
 	// SigningAlg signs access tokens. Default ES256.
 	SigningAlg string `json:"signing_alg,omitempty"`
 	// IDTokenSigningAlg signs ID tokens. Default RS256 (what every OpenID relying party supports).
@@ -80,6 +86,9 @@ type Client struct {
 	Consent string `json:"consent,omitempty"`
 	// PostLogoutRedirectURIs are where RP-initiated logout may send the browser afterwards.
 	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris,omitempty"`
+	// ResourceServer lets the client (an API) introspect tokens issued to any client
+	// (RFC 7662 §4); other clients see only their own tokens.
+	ResourceServer bool `json:"resource_server,omitempty"`
 }
 
 // IsPublic reports whether the client has no secret (RFC 6749 §2.1).
@@ -103,6 +112,7 @@ func NormalizeGrant(name string) string {
 // known but not implemented yet are refused by Validate with a clear message.
 var implementedGrants = map[string]bool{
 	GrantClientCredentials: true, GrantAuthorizationCode: true, GrantImplicit: true,
+	GrantRefreshToken: true, GrantPassword: true,
 }
 
 // withDefaults fills defaults into a copy of c.
@@ -113,6 +123,10 @@ func (c Config) withDefaults() Config {
 	if c.RefreshTokenTTL == 0 {
 		c.RefreshTokenTTL = 720 * time.Hour
 	}
+	if c.RefreshTokenIdleTTL == 0 {
+		c.RefreshTokenIdleTTL = 336 * time.Hour
+	}
+	c.RefreshTokenIdleTTL = min(c.RefreshTokenIdleTTL, c.RefreshTokenTTL)
 	if c.SigningAlg == "" {
 		c.SigningAlg = "ES256"
 	}
@@ -133,7 +147,8 @@ func (c Config) Validate() error {
 	if _, err := ParseIssuerURL(c.Issuer); err != nil {
 		return err
 	}
-	if c.AccessTokenTTL < 0 || c.RefreshTokenTTL < 0 || c.CodeTTL < 0 || c.SessionTTL < 0 {
+	if c.AccessTokenTTL < 0 || c.RefreshTokenTTL < 0 || c.CodeTTL < 0 || c.SessionTTL < 0 ||
+		c.RefreshTokenIdleTTL < 0 || c.RefreshReuseGrace < 0 {
 		return fmt.Errorf("token lifetimes must not be negative")
 	}
 	users := map[string]bool{}

@@ -58,9 +58,14 @@ func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*toke
 	if e := checkPKCE(rec.Challenge, req.form["code_verifier"]); e != nil {
 		return nil, e
 	}
+	c := req.client
 	jti := randomToken()
 	exp := s.accessTokenExpiry()
-	red, _ := json.Marshal(redemption{JTI: jti, ExpiresAt: exp.Unix()})
+	familyID := ""
+	if wantsRefreshToken(c, rec.Scopes) {
+		familyID = newFamilyID()
+	}
+	red, _ := json.Marshal(redemption{JTI: jti, ExpiresAt: exp.Unix(), Family: familyID})
 	switch err := s.store.Create(ctx, bucketRedeemedCodes, key, red, s.redemptionTTL()); {
 	case errors.Is(err, store.ErrExists):
 		if e := s.revokeReplayedCode(ctx, key); e != nil {
@@ -72,12 +77,17 @@ func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*toke
 	}
 	_ = s.store.Delete(ctx, bucketCodes, key)
 
-	c := req.client
 	at, err := s.mintAccessToken(c, rec.User, rec.Scopes, unixTime(rec.AuthTime), jti)
 	if err != nil {
 		return nil, errServer(err)
 	}
 	resp := &tokenResponse{AccessToken: at.raw, TokenType: "Bearer", ExpiresIn: at.expiresIn, Scope: strings.Join(rec.Scopes, " ")}
+	if familyID != "" {
+		if resp.RefreshToken, err = s.issueRefreshToken(ctx, c, familyID, rec.User, rec.Scopes, rec.AuthTime,
+			issuedAT{JTI: jti, Exp: exp.Unix()}); err != nil {
+			return nil, errServer(err)
+		}
+	}
 	if contains(rec.Scopes, "openid") {
 		if resp.IDToken, err = s.mintIDToken(idTokenInput{client: c, user: rec.User, authTime: rec.AuthTime,
 			nonce: rec.Nonce, scopes: rec.Scopes, accessToken: at.raw}); err != nil {
@@ -102,6 +112,11 @@ func (s *Server) revokeReplayedCode(ctx context.Context, key string) *Error {
 	s.log.Warn("authorization code replayed; revoking the tokens it issued")
 	if err := s.revokeAccessToken(ctx, red.JTI, unixTime(red.ExpiresAt)); err != nil {
 		return errServer(err)
+	}
+	if red.Family != "" {
+		if err := s.revokeFamily(ctx, red.Family); err != nil {
+			return errServer(err)
+		}
 	}
 	return nil
 }

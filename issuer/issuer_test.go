@@ -189,8 +189,13 @@ func TestMetadataAndJWKS(t *testing.T) {
 			t.Fatalf("%s: %d %v", path, w.Code, err)
 		}
 		if md.Issuer != testIssuer || md.TokenEndpoint != testIssuer+PathToken || md.JWKSURI != testIssuer+PathJWKS ||
-			strings.Join(md.GrantTypesSupported, " ") != "authorization_code client_credentials implicit" {
+			md.IntrospectionEndpoint != testIssuer+PathIntrospect || md.RevocationEndpoint != testIssuer+PathRevoke {
 			t.Fatalf("%s: %+v", path, md)
+		}
+		for _, g := range []string{"authorization_code", "client_credentials", "implicit", "password", "refresh_token"} {
+			if !contains(md.GrantTypesSupported, g) {
+				t.Errorf("%s: grant %s not listed in %v", path, g, md.GrantTypesSupported)
+			}
 		}
 	}
 	w := httptest.NewRecorder()

@@ -15,6 +15,10 @@ type metadata struct {
 	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri"`
 	EndSessionEndpoint                string   `json:"end_session_endpoint"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	IntrospectionAuthMethods          []string `json:"introspection_endpoint_auth_methods_supported"`
+	RevocationAuthMethods             []string `json:"revocation_endpoint_auth_methods_supported"`
 	ScopesSupported                   []string `json:"scopes_supported"`
 	ResponseTypesSupported            []string `json:"response_types_supported"`
 	ResponseModesSupported            []string `json:"response_modes_supported"`
@@ -74,6 +78,10 @@ func (s *Server) metadata() metadata {
 		UserinfoEndpoint:                  s.endpoint(PathUserinfo),
 		JWKSURI:                           s.endpoint(PathJWKS),
 		EndSessionEndpoint:                s.endpoint(PathEndSession),
+		IntrospectionEndpoint:             s.endpoint(PathIntrospect),
+		RevocationEndpoint:                s.endpoint(PathRevoke),
+		IntrospectionAuthMethods:          []string{"client_secret_basic", "client_secret_post"},
+		RevocationAuthMethods:             []string{"client_secret_basic", "client_secret_post"},
 		ScopesSupported:                   list,
 		ResponseTypesSupported:            []string{"code", "token", "id_token", "id_token token"},
 		ResponseModesSupported:            []string{"query", "fragment", "form_post"},

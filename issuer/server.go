@@ -105,6 +105,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	s.grants = map[string]grant{
 		GrantClientCredentials: clientCredentials{s},
 		GrantAuthorizationCode: authorizationCode{s},
+		GrantRefreshToken:      refreshToken{s},
+		GrantPassword:          password{s},
 	}
 	s.metadataJSON = s.metadataDocument()
 	s.routes = map[string]http.Handler{
@@ -115,6 +117,8 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		s.base + PathToken:         s.withCORS(s.serveToken),
 		s.base + PathJWKS:          s.withCORS(s.serveJWKS),
 		s.base + PathUserinfo:      s.withCORS(s.serveUserinfo),
+		s.base + PathIntrospect:    http.HandlerFunc(s.serveIntrospect),
+		s.base + PathRevoke:        s.withCORS(s.serveRevoke),
 		s.base + PathAuthorize:     http.HandlerFunc(s.serveAuthorize),
 		s.base + PathLogin:         http.HandlerFunc(s.serveLogin),
 		s.base + PathConsent:       http.HandlerFunc(s.serveConsent),

@@ -10,6 +10,7 @@ type tokenRequest struct {
 	form      form
 	client    *client
 	grantType string
+	ip        string // the client's address, for throttling
 }
 
 // tokenResponse is a successful token response (RFC 6749 §5.1).
@@ -58,5 +59,5 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if !c.grants[gt] {
 		return nil, errUnauthorizedClient("the client is not allowed to use this grant_type")
 	}
-	return g.handle(r.Context(), &tokenRequest{form: f, client: c, grantType: gt})
+	return g.handle(r.Context(), &tokenRequest{form: f, client: c, grantType: gt, ip: s.clientIP(r)})
 }

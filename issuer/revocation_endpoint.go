@@ -1,0 +1,83 @@
+package issuer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tollgate-auth/tollgate/issuer/accesstoken"
+	"github.com/tollgate-auth/tollgate/issuer/store"
+)
+
+// PathRevoke is the token revocation endpoint (RFC 7009).
+const PathRevoke = "/oauth2/revoke"
+
+// serveRevoke revokes a refresh token (its whole family and the access tokens it issued) or
+// an access token (its jti goes on the deny-list until it expires, which the edge honours at
+// once). A token the server does not know gets 200, as RFC 7009 §2.2 says; a token of another
+// client is refused.
+func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
+	f, e := parsePostForm(w, r)
+	if e == nil {
+		var c *client
+		if c, e = s.authenticateAPIClient(r, f); e == nil {
+			if f["token"] == "" {
+				e = errInvalidRequest("token is required")
+			} else if e = s.revoke(r.Context(), c, f["token"], f["token_type_hint"]); e == nil {
+				w.Header().Set("Cache-Control", "no-store")
+				w.WriteHeader(http.StatusOK)
+				return
+			}
+		}
+	}
+	s.writeJSONError(w, r, e)
+}
+
+func (s *Server) revoke(ctx context.Context, c *client, token, hint string) *Error {
+	if hint != "refresh_token" && strings.Count(token, ".") == 2 {
+		return s.revokeJWT(ctx, c, token)
+	}
+	key := hashKey(token)
+	for _, b := range []store.Bucket{bucketRefreshTokens, bucketRotatedRefresh} {
+		raw, err := s.store.Get(ctx, b, key)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		} else if err != nil {
+			return errServer(err)
+		}
+		var rec refreshRecord // a rotation has the same family and client_id fields
+		if err := json.Unmarshal(raw, &rec); err != nil {
+			return errServer(err)
+		}
+		if rec.ClientID != c.ID {
+			return errUnauthorizedClient("the token was issued to another client")
+		}
+		if err := s.revokeFamily(ctx, rec.Family); err != nil {
+			return errServer(err)
+		}
+		return nil
+	}
+	return nil
+}
+
+// revokeJWT puts one of this issuer's access tokens on the deny-list. The signature must be
+// ours (so nobody can fill the deny-list with made-up ids); expiry does not matter.
+func (s *Server) revokeJWT(ctx context.Context, c *client, token string) *Error {
+	var claims accesstoken.Claims
+	_, err := jwt.ParseWithClaims(token, &claims, s.keys.Keyfunc, jwt.WithValidMethods([]string{s.cfg.SigningAlg}),
+		jwt.WithIssuer(s.issuer), jwt.WithoutClaimsValidation())
+	if err != nil || claims.ExpiresAt == nil {
+		return nil // not ours: nothing to revoke
+	}
+	if claims.ClientID != c.ID {
+		return errUnauthorizedClient("the token was issued to another client")
+	}
+	if err := s.revokeAccessToken(ctx, claims.ID, claims.ExpiresAt.Time); err != nil {
+		return errServer(err)
+	}
+	return nil
+}
