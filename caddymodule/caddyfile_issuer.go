@@ -32,7 +32,9 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	    issuer <url>                      # required: the "iss" of every token
 //	    storage bolt [<path>]             # default: a bolt file in Caddy's data directory
 //	    access_token_ttl <duration>       # default 10m
-//	    refresh_token_ttl <duration>      # default 720h
+//	    refresh_token_ttl <duration>      # default 720h: absolute lifetime of a refresh family
+//	    refresh_token_idle_ttl <duration> # default 336h: a family unused this long ends
+//	    refresh_reuse_grace <duration>    # default off: a duplicate refresh within it is answered
 //	    signing_alg ES256|ES384|RS256|PS256|EdDSA   # access tokens
 //	    id_token_signing_alg RS256|…      # ID tokens, default RS256
 //	    code_ttl <duration>               # authorization codes, default 60s
@@ -51,6 +53,7 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	        audience <aud>...
 //	        consent required|skip
 //	        post_logout_redirect_uri <uri>...
+//	        resource_server               # may introspect tokens of every client
 //	    }
 //	}
 func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -79,6 +82,14 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "refresh_token_ttl":
 			if err := parseDuration(d, &h.RefreshTokenTTL); err != nil {
+				return err
+			}
+		case "refresh_token_idle_ttl":
+			if err := parseDuration(d, &h.RefreshTokenIdleTTL); err != nil {
+				return err
+			}
+		case "refresh_reuse_grace":
+			if err := parseDuration(d, &h.RefreshReuseGrace); err != nil {
 				return err
 			}
 		case "signing_alg":
@@ -220,6 +231,12 @@ func parseClient(d *caddyfile.Dispenser) (issuer.Client, error) {
 			c.Audience = append(c.Audience, args...)
 		case "post_logout_redirect_uri", "post_logout_redirect_uris":
 			c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, args...)
+		case "resource_server":
+			if len(args) != 0 {
+				return c, d.Errf("client %s: resource_server takes no value", c.ID)
+			}
+			c.ResourceServer = true
+			continue
 		default:
 			return c, d.Errf("client %s: unknown sub-directive %q", c.ID, sub)
 		}

@@ -30,6 +30,11 @@ type IssuerHandler struct {
 	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
 	// RefreshTokenTTL is the absolute refresh-token lifetime. Default 720h.
 	RefreshTokenTTL caddy.Duration `json:"refresh_token_ttl,omitempty"`
+	// RefreshTokenIdleTTL ends a refresh-token family unused for this long. Default 336h.
+	RefreshTokenIdleTTL caddy.Duration `json:"refresh_token_idle_ttl,omitempty"`
+	// RefreshReuseGrace lets a duplicate refresh within this window get the same answer
+	// instead of revoking the session. Default 0 (off).
+	RefreshReuseGrace caddy.Duration `json:"refresh_reuse_grace,omitempty"`
 	// SigningAlg signs access tokens: ES256 (default), ES384, RS256, PS256 or EdDSA.
 	SigningAlg string `json:"signing_alg,omitempty"`
 	// IDTokenSigningAlg signs ID tokens. Default RS256.
@@ -70,17 +75,19 @@ func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 		clients[i] = c
 	}
 	cfg := issuer.Config{
-		Issuer:            h.Issuer,
-		AccessTokenTTL:    time.Duration(h.AccessTokenTTL),
-		RefreshTokenTTL:   time.Duration(h.RefreshTokenTTL),
-		SigningAlg:        h.SigningAlg,
-		IDTokenSigningAlg: h.IDTokenSigningAlg,
-		CodeTTL:           time.Duration(h.CodeTTL),
-		SessionTTL:        time.Duration(h.SessionTTL),
-		CORSOrigins:       h.CORSOrigins,
-		UsersFile:         h.UsersFile,
-		Users:             h.Users,
-		Clients:           clients,
+		Issuer:              h.Issuer,
+		AccessTokenTTL:      time.Duration(h.AccessTokenTTL),
+		RefreshTokenTTL:     time.Duration(h.RefreshTokenTTL),
+		RefreshTokenIdleTTL: time.Duration(h.RefreshTokenIdleTTL),
+		RefreshReuseGrace:   time.Duration(h.RefreshReuseGrace),
+		SigningAlg:          h.SigningAlg,
+		IDTokenSigningAlg:   h.IDTokenSigningAlg,
+		CodeTTL:             time.Duration(h.CodeTTL),
+		SessionTTL:          time.Duration(h.SessionTTL),
+		CORSOrigins:         h.CORSOrigins,
+		UsersFile:           h.UsersFile,
+		Users:               h.Users,
+		Clients:             clients,
 	}
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("oauth_issuer: %w", err)
