@@ -7,6 +7,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tollgate-auth/tollgate/issuer"
+	"github.com/tollgate-auth/tollgate/issuer/keys"
 	"github.com/tollgate-auth/tollgate/policy"
 )
 
@@ -33,8 +34,11 @@ type keyBinding struct {
 // soon as the issuer has the method.
 type revocationLister interface{ Revoked(jti string) bool }
 
-// bind points the protector at the in-process issuer s.
-func (b *boundKeys) bind(s *issuer.Server) {
+// localIssuer is what the protector needs of an in-process issuer (*issuer.Server).
+type localIssuer interface{ Keys() *keys.Manager }
+
+// bind points the protector at the in-process issuer s, and at its deny-list when it has one.
+func (b *boundKeys) bind(s localIssuer) {
 	kb := &keyBinding{keys: s.Keys()}
 	if rl, ok := any(s).(revocationLister); ok {
 		kb.revocations = rl
@@ -74,6 +78,7 @@ func (b *boundKeys) Revoked(jti string) bool {
 
 // Interface guards
 var (
+	_ localIssuer              = (*issuer.Server)(nil)
 	_ policy.KeySource         = (*boundKeys)(nil)
 	_ policy.KeyVersioner      = (*boundKeys)(nil)
 	_ policy.RevocationChecker = (*boundKeys)(nil)
