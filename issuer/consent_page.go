@@ -83,32 +83,61 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func consentKey(user, clientID string) string { return hashKey(user + "\x00" + clientID) }
-
-// consentedScopes returns the scopes user has allowed client to have.
-func (s *Server) consentedScopes(ctx context.Context, user, clientID string) ([]string, error) {
-	raw, err := s.store.Get(ctx, bucketConsents, consentKey(user, clientID))
+// consents returns every client user has allowed, with the scopes allowed.
+func (s *Server) consents(ctx context.Context, user string) (map[string][]string, error) {
+	raw, err := s.store.Get(ctx, bucketConsents, hashKey(user))
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
+		return map[string][]string{}, nil
 	} else if err != nil {
 		return nil, err
 	}
-	var scopes []string
-	_ = json.Unmarshal(raw, &scopes)
-	return scopes, nil
+	m := map[string][]string{}
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// consentedScopes returns the scopes user has allowed client to have.
+func (s *Server) consentedScopes(ctx context.Context, user, clientID string) ([]string, error) {
+	m, err := s.consents(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	return m[clientID], nil
 }
 
 // rememberConsent adds scopes to what user has allowed client.
 func (s *Server) rememberConsent(ctx context.Context, user, clientID string, scopes []string) error {
-	have, err := s.consentedScopes(ctx, user, clientID)
+	m, err := s.consents(ctx, user)
 	if err != nil {
 		return err
 	}
 	for _, sc := range scopes {
-		if !contains(have, sc) {
-			have = append(have, sc)
+		if !contains(m[clientID], sc) {
+			m[clientID] = append(m[clientID], sc)
 		}
 	}
-	raw, _ := json.Marshal(have)
-	return s.store.Put(ctx, bucketConsents, consentKey(user, clientID), raw, 0)
+	raw, _ := json.Marshal(m)
+	return s.store.Put(ctx, bucketConsents, hashKey(user), raw, 0)
+}
+
+// WithdrawConsent forgets what user allowed client and revokes the client's refresh tokens
+// for the user; the next authorization asks for consent again.
+func (s *Server) WithdrawConsent(ctx context.Context, user, clientID string) error {
+	m, err := s.consents(ctx, user)
+	if err != nil {
+		return err
+	}
+	delete(m, clientID)
+	raw, _ := json.Marshal(m)
+	if err := s.store.Put(ctx, bucketConsents, hashKey(user), raw, 0); err != nil {
+		return err
+	}
+	return s.revokeFamiliesOf(ctx, user, clientID)
+}
+
+// SignOutEverywhere ends every browser session and every refresh-token family of user.
+func (s *Server) SignOutEverywhere(ctx context.Context, user string) error {
+	return s.revokeFamiliesOf(ctx, user, "")
 }

@@ -61,7 +61,9 @@ func (s *Server) serveEndSession(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, errServer(err))
 		return
 	}
-	confirmed := r.Method == http.MethodPost && s.checkCSRF(r, formOf(q)) && q.Get("decision") == ui.DecisionLogout
+	decision := q.Get("decision")
+	confirmed := r.Method == http.MethodPost && s.checkCSRF(r, formOf(q)) &&
+		(decision == ui.DecisionLogout || decision == ui.DecisionLogoutEverywhere)
 	if r.Method == http.MethodPost && q.Get("decision") == ui.DecisionCancel {
 		ui.Message(w, ui.MessageData{Title: "Still signed in", Message: "You are still signed in."})
 		return
@@ -80,6 +82,12 @@ func (s *Server) serveEndSession(w http.ResponseWriter, r *http.Request) {
 		ui.Logout(w, ui.LogoutData{Action: s.base + PathEndSession, Redirect: target, CSRF: s.csrfToken(w, r),
 			Hidden: hidden, ClientName: name, Username: sess.User, IssuerHost: s.realm})
 		return
+	}
+	if confirmed && decision == ui.DecisionLogoutEverywhere && sess != nil {
+		if err := s.SignOutEverywhere(r.Context(), sess.User); err != nil {
+			s.errorPage(w, r, errServer(err))
+			return
+		}
 	}
 	if err := s.endSession(w, r); err != nil {
 		s.errorPage(w, r, errServer(err))

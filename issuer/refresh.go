@@ -36,7 +36,7 @@ type family struct {
 	User     string     `json:"user"`
 	Scopes   []string   `json:"scopes"`
 	AuthTime int64      `json:"auth_time"`
-	Created  int64      `json:"created"`
+	Created  int64      `json:"created_ns"` // Unix nanoseconds, compared with revocations
 	Expires  int64      `json:"expires"`
 	Revoked  bool       `json:"revoked,omitempty"`
 	Tokens   []issuedAT `json:"tokens"` // access tokens the family issued, for revocation
@@ -72,7 +72,7 @@ func newFamilyID() string { return randomToken() }
 // refresh token of the family.
 func (s *Server) issueRefreshToken(ctx context.Context, c *client, familyID, user string, scopes []string, authTime int64, at issuedAT) (string, error) {
 	now := time.Now()
-	f := &family{ClientID: c.ID, User: user, Scopes: scopes, AuthTime: authTime, Created: now.Unix(),
+	f := &family{ClientID: c.ID, User: user, Scopes: scopes, AuthTime: authTime, Created: now.UnixNano(),
 		Expires: now.Add(s.cfg.RefreshTokenTTL).Unix(), Tokens: []issuedAT{at}}
 	if err := s.putFamily(ctx, familyID, f); err != nil {
 		return "", err
@@ -122,7 +122,7 @@ func (s *Server) loadFamily(ctx context.Context, id string) (*family, error) {
 		if err != nil {
 			return nil, err
 		}
-		if f.Created <= before {
+		if f.Created < before {
 			return nil, nil
 		}
 	}
@@ -153,8 +153,8 @@ func (s *Server) revokeFamily(ctx context.Context, id string) error {
 	return nil
 }
 
-// revokedBefore returns the time before which refresh families of key (a user, or a user and
-// client) are revoked; zero when never.
+// revokedBefore returns the time (Unix nanoseconds) before which sessions and refresh
+// families of key (a user, or a user and client) are revoked; zero when never.
 func (s *Server) revokedBefore(ctx context.Context, key string) (int64, error) {
 	raw, err := s.store.Get(ctx, bucketRevokedBefore, hashKey(key))
 	if errors.Is(err, store.ErrNotFound) {
@@ -167,15 +167,15 @@ func (s *Server) revokedBefore(ctx context.Context, key string) (int64, error) {
 	return t, err
 }
 
-// revokeFamiliesOf revokes every refresh family of user (clientID "") or of user and client
-// created until now.
+// revokeFamiliesOf revokes every refresh family created until now of user and client, or
+// with clientID "" every family and every browser session of user.
 func (s *Server) revokeFamiliesOf(ctx context.Context, user, clientID string) error {
 	key := user
 	if clientID != "" {
 		key += "\x00" + clientID
 	}
-	raw, _ := json.Marshal(time.Now().Unix())
-	return s.store.Put(ctx, bucketRevokedBefore, hashKey(key), raw, s.cfg.RefreshTokenTTL)
+	raw, _ := json.Marshal(time.Now().UnixNano())
+	return s.store.Put(ctx, bucketRevokedBefore, hashKey(key), raw, max(s.cfg.RefreshTokenTTL, s.cfg.SessionTTL))
 }
 
 // seal encrypts successor with AES-256-GCM under a key derived from the rotated token.

@@ -123,6 +123,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		s.base + PathLogin:         http.HandlerFunc(s.serveLogin),
 		s.base + PathConsent:       http.HandlerFunc(s.serveConsent),
 		s.base + PathEndSession:    http.HandlerFunc(s.serveEndSession),
+		s.base + PathAccount:       http.HandlerFunc(s.serveAccount),
 	}
 	return s, nil
 }

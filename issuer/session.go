@@ -26,6 +26,7 @@ type session struct {
 	User     string `json:"user"`
 	AuthTime int64  `json:"auth_time"`
 	Expires  int64  `json:"expires"`
+	Created  int64  `json:"created_ns"` // Unix nanoseconds, compared with sign-out everywhere
 }
 
 // hashKey derives the store key of a secret value (session id, code, token): the store never
@@ -92,6 +93,11 @@ func (s *Server) currentSession(ctx context.Context, r *http.Request) (*session,
 	if _, ok := s.users.Lookup(sess.User); !ok {
 		return nil, "", nil // the user was removed
 	}
+	if before, err := s.revokedBefore(ctx, sess.User); err != nil {
+		return nil, "", err
+	} else if sess.Created < before {
+		return nil, "", nil // signed out everywhere since
+	}
 	return &sess, sid, nil
 }
 
@@ -102,7 +108,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, user strin
 		_ = s.store.Delete(r.Context(), bucketSessions, hashKey(old))
 	}
 	now := time.Now()
-	sess := &session{User: user, AuthTime: now.Unix(), Expires: now.Add(s.cfg.SessionTTL).Unix()}
+	sess := &session{User: user, AuthTime: now.Unix(), Expires: now.Add(s.cfg.SessionTTL).Unix(), Created: now.UnixNano()}
 	raw, _ := json.Marshal(sess)
 	sid := randomSecret()
 	if err := s.store.Put(r.Context(), bucketSessions, hashKey(sid), raw, s.cfg.SessionTTL); err != nil {

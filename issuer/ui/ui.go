@@ -23,6 +23,9 @@ const (
 	DecisionDeny   = "deny"   // consent: refuse
 	DecisionLogout = "logout" // sign-out: end the session
 	DecisionCancel = "cancel" // sign-out: stay signed in
+	// DecisionLogoutEverywhere ends every session of the user and every refresh token.
+	DecisionLogoutEverywhere = "logout_everywhere"
+	DecisionRevoke           = "revoke" // account page: withdraw consent for one client
 )
 
 // Hidden is a hidden form field passed through a page unchanged.
@@ -80,6 +83,22 @@ type LogoutData struct {
 	IssuerHost string   // shown above the title; omitted when empty
 }
 
+// AccountData fills the account page: the clients the user has allowed, each with a button to
+// withdraw that consent, and a button to sign out everywhere.
+type AccountData struct {
+	Action     string          // URL the forms post to
+	CSRF       string          // value of the csrf_token field; required
+	Username   string          // the signed-in user
+	IssuerHost string          // shown above the title; omitted when empty
+	Clients    []AccountClient // clients with consent
+}
+
+// AccountClient is one client on the account page.
+type AccountClient struct {
+	ID, Name string
+	Scopes   []string
+}
+
 // pages holds one parsed template set per page, built at init.
 var pages = map[string]*template.Template{}
 
@@ -89,7 +108,7 @@ func init() {
 		"script":    func() template.JS { return template.JS(formPostJS) },
 		"scopeText": ScopeDescription,
 	}).ParseFS(templateFS, "templates/layout.html"))
-	for _, name := range []string{"login", "consent", "device", "message", "logout", "formpost"} {
+	for _, name := range []string{"login", "consent", "device", "message", "logout", "formpost", "account"} {
 		pages[name] = template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html"))
 	}
 }
@@ -115,6 +134,11 @@ func Device(w http.ResponseWriter, status int, d DeviceData) {
 // Logout writes the sign-out confirmation.
 func Logout(w http.ResponseWriter, d LogoutData) {
 	renderForm(w, http.StatusOK, "logout", d, d.CSRF, d.Hidden, d.Redirect, "decision")
+}
+
+// Account writes the account page.
+func Account(w http.ResponseWriter, d AccountData) {
+	renderForm(w, http.StatusOK, "account", d, d.CSRF, nil, "", "decision", "client_id")
 }
 
 // Message writes a page with a title and a message, with d.Status (default 200).

@@ -1,0 +1,81 @@
+package issuer
+
+import (
+	"net/http"
+	"sort"
+
+	"github.com/tollgate-auth/tollgate/issuer/ui"
+)
+
+// PathAccount is the account page: the apps a user has allowed, with a way to withdraw each
+// consent, and "sign out everywhere".
+const PathAccount = "/oauth2/account"
+
+// serveAccount shows (GET) and acts on (POST, CSRF-checked) the signed-in user's consents.
+// Withdrawing consent for a client revokes that client's refresh tokens for the user; signing
+// out everywhere ends every session and every refresh token of the user.
+func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
+	ui.SetSecurityHeaders(w.Header())
+	ctx := r.Context()
+	sess, _, err := s.currentSession(ctx, r)
+	if err != nil {
+		s.errorPage(w, r, errServer(err))
+		return
+	}
+	if sess == nil {
+		ui.Message(w, ui.MessageData{Title: "Not signed in", Message: "You are not signed in here.", Status: http.StatusUnauthorized})
+		return
+	}
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPost:
+		f, e := parsePostForm(w, r)
+		if e != nil {
+			s.errorPage(w, r, e)
+			return
+		}
+		if !s.checkCSRF(r, f) {
+			s.errorPage(w, r, &Error{Code: "invalid_request", Description: "The form expired or came from another site. Go back and try again.", Status: http.StatusForbidden})
+			return
+		}
+		switch f["decision"] {
+		case ui.DecisionRevoke:
+			err = s.WithdrawConsent(ctx, sess.User, f["client_id"])
+		case ui.DecisionLogoutEverywhere:
+			if err = s.SignOutEverywhere(ctx, sess.User); err == nil {
+				_ = s.endSession(w, r)
+				ui.Message(w, ui.MessageData{Title: "Signed out everywhere", Message: "Every session and app access of yours has ended."})
+				return
+			}
+		default:
+			s.errorPage(w, r, errInvalidRequest("unknown decision"))
+			return
+		}
+		if err != nil {
+			s.errorPage(w, r, errServer(err))
+			return
+		}
+		http.Redirect(w, r, s.base+PathAccount, http.StatusSeeOther)
+		return
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		s.errorPage(w, r, &Error{Code: "invalid_request", Description: "method not allowed", Status: http.StatusMethodNotAllowed})
+		return
+	}
+	consents, err := s.consents(ctx, sess.User)
+	if err != nil {
+		s.errorPage(w, r, errServer(err))
+		return
+	}
+	var apps []ui.AccountClient
+	for id, scopes := range consents {
+		name := id
+		if c := s.clients[id]; c != nil {
+			name = c.displayName()
+		}
+		apps = append(apps, ui.AccountClient{ID: id, Name: name, Scopes: scopes})
+	}
+	sort.Slice(apps, func(i, j int) bool { return apps[i].ID < apps[j].ID })
+	ui.Account(w, ui.AccountData{Action: s.base + PathAccount, CSRF: s.csrfToken(w, r), Username: sess.User,
+		IssuerHost: s.realm, Clients: apps})
+}
