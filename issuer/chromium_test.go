@@ -6,8 +6,6 @@ import (
 	"html"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -16,46 +14,9 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/tollgate-auth/tollgate/internal/browsertest"
 )
-
-// chromiumPath finds Debian's chromium; the test is skipped, with a message, only where it is
-// absent (CI installs it).
-func chromiumPath(t *testing.T) string {
-	for _, p := range []string{os.Getenv("CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p != "" {
-			if _, err := os.Stat(p); err == nil {
-				return p
-			}
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	t.Skip("chromium is not installed (apt-get install chromium); skipping the browser test")
-	return ""
-}
-
-// newChrome starts a headless Chromium with a fresh profile.
-func newChrome(t *testing.T) context.Context {
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 60*time.Second)
-	t.Cleanup(func() { cancelTimeout(); cancel(); cancelAlloc() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
-}
 
 // relyingParty is a small web app that signs users in with the issuer, using x/oauth2 with
 // PKCE and go-oidc to verify the ID token, as a real OpenID relying party does.
@@ -127,24 +88,13 @@ func newRelyingParty(t *testing.T, issuerURL, clientID, secret string) *relyingP
 // TestBrowserFlows drives real Chromium through the pages by their public HTML contract
 // (input[name=username], input[name=password], button[name=decision][value=allow|deny]).
 func TestBrowserFlows(t *testing.T) {
-	ctx := newChrome(t)
+	ctx := browsertest.New(t)
 	f := newFlowServer(t, func(c *Config) {
 		c.Clients = append(c.Clients, Client{ID: "loopback-web", Secret: "lw-secret", Name: "Loopback Web",
 			RedirectURIs: []string{"http://127.0.0.1/cb"}, PostLogoutRedirectURIs: []string{},
 			Scopes: []string{"openid", "profile", "email"}})
 	})
-	// readResult waits for the relying party's page and returns what it says.
-	readResult := func(t *testing.T) string {
-		t.Helper()
-		if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("#result"))); err != nil {
-			t.Fatal(err)
-		}
-		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#result")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return text
-	}
+	readResult := func(t *testing.T) string { return browsertest.Text(t, ctx, "#result") }
 	result := func(t *testing.T, url string) string {
 		t.Helper()
 		if err := chromedp.Do(ctx, chromedp.Navigate(url)); err != nil {
@@ -152,16 +102,7 @@ func TestBrowserFlows(t *testing.T) {
 		}
 		return readResult(t)
 	}
-	signIn := []chromedp.Action[chromedp.Void]{
-		chromedp.WaitVisible(chromedp.CSS(`input[name=username]`)),
-		chromedp.SendKeys(chromedp.CSS(`input[name=username]`), "alice"),
-		chromedp.SendKeys(chromedp.CSS(`input[name=password]`), alicePassword),
-		chromedp.Click(chromedp.CSS(`form button[type=submit]`)),
-	}
-	decide := func(d string) []chromedp.Action[chromedp.Void] {
-		sel := chromedp.CSS(`button[name=decision][value=` + d + `]`)
-		return []chromedp.Action[chromedp.Void]{chromedp.WaitVisible(sel), chromedp.Click(sel)}
-	}
+	signIn, decide := browsertest.SignIn("alice", alicePassword), browsertest.Decide
 	for _, tc := range []struct{ name, client, secret string }{
 		{"public client with PKCE", "spa", ""},
 		{"confidential client", "loopback-web", "lw-secret"},
