@@ -118,7 +118,17 @@ func (s *Server) refreshRetry(ctx context.Context, req *tokenRequest, rot rotati
 // refreshResponse mints the access (and ID) token of a refresh and records it in the family.
 func (s *Server) refreshResponse(ctx context.Context, c *client, familyID string, fam *family, scopes []string, refresh string) (*tokenResponse, *Error) {
 	jti := randomToken()
-	fam.Tokens = append(fam.Tokens, issuedAT{JTI: jti, Exp: s.accessTokenExpiry().Unix()})
+	fam.Tokens = append(liveTokens(fam.Tokens), issuedAT{JTI: jti, Exp: s.accessTokenExpiry().Unix()})
+	// A family keeps at most maxLiveTokens access tokens alive: the oldest are superseded by
+	// newer ones of the same grant and go on the deny-list, so the record stays small even
+	// when a client rotates far faster than its access tokens expire.
+	for len(fam.Tokens) > maxLiveTokens {
+		old := fam.Tokens[0]
+		if err := s.revokeAccessToken(ctx, old.JTI, time.Unix(old.Exp, 0)); err != nil {
+			return nil, errServer(err)
+		}
+		fam.Tokens = fam.Tokens[1:]
+	}
 	if err := s.putFamily(ctx, familyID, fam); err != nil {
 		return nil, errServer(err)
 	}
@@ -135,6 +145,22 @@ func (s *Server) refreshResponse(ctx context.Context, c *client, familyID string
 		}
 	}
 	return resp, nil
+}
+
+// maxLiveTokens bounds the access tokens one refresh family keeps alive.
+const maxLiveTokens = 16
+
+// liveTokens drops the access tokens that have expired: the family remembers only those a
+// revocation still has to deny, so its record stays small however often it rotates.
+func liveTokens(tokens []issuedAT) []issuedAT {
+	now := time.Now().Unix()
+	live := tokens[:0]
+	for _, t := range tokens {
+		if t.Exp > now {
+			live = append(live, t)
+		}
+	}
+	return live
 }
 
 // narrowScopes applies RFC 6749 §6: a refresh may ask for fewer scopes, never more.
