@@ -332,3 +332,29 @@ func BenchmarkRefreshRotation(b *testing.B) {
 		rt = resp.RefreshToken
 	}
 }
+
+// TestFamilyKeepsBoundedLiveTokens: rotating far faster than access tokens expire supersedes
+// (deny-lists) the oldest access tokens instead of growing the family without bound.
+func TestFamilyKeepsBoundedLiveTokens(t *testing.T) {
+	f := newFlowServer(t, lifecycleClients)
+	tok := f.passwordToken(t, "cli", "cli-secret", "read", "offline_access")
+	ats := []string{tok.AccessToken}
+	rt := tok.RefreshToken
+	for i := 0; i < maxLiveTokens+3; i++ {
+		status, body := f.refresh(t, "cli", "cli-secret", rt)
+		if status != 200 {
+			t.Fatalf("rotation %d: %v", i, body)
+		}
+		rt = body["refresh_token"].(string)
+		ats = append(ats, body["access_token"].(string))
+	}
+	revoked := 0
+	for _, at := range ats {
+		if f.Revoked(f.jtiUnverified(t, at)) {
+			revoked++
+		}
+	}
+	if revoked != len(ats)-maxLiveTokens || f.Revoked(f.jtiUnverified(t, ats[len(ats)-1])) {
+		t.Fatalf("%d of %d access tokens revoked; want the oldest %d", revoked, len(ats), len(ats)-maxLiveTokens)
+	}
+}
