@@ -327,3 +327,17 @@ func BenchmarkClientCredentials(b *testing.B) {
 		}
 	}
 }
+
+// recordToken posts body to the token endpoint with Basic client credentials.
+func recordToken(s *Server, body, id, secret string) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, tokenRequestOf(body, basic(id, secret)))
+	return w
+}
+
+// serve sends one request to s.
+func serve(s *Server, method, target string) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest(method, testIssuer+target, nil))
+	return w
+}
