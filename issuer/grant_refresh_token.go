@@ -48,18 +48,22 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 	if e != nil {
 		return nil, e
 	}
+	// The successor is stored before the rotation record that names it exists, so whoever
+	// sees the record (a duplicate in the grace window) also finds the successor.
 	successor := randomSecret()
-	rot, _ := json.Marshal(rotation{Family: rec.Family, ClientID: rec.ClientID, At: time.Now().Unix(), Sealed: seal(presented, successor)})
-	switch err := s.store.Create(ctx, bucketRotatedRefresh, key, rot, time.Until(time.Unix(fam.Expires, 0))); {
-	case errors.Is(err, store.ErrExists):
-		return s.refreshReused(ctx, req, key, presented)
-	case err != nil:
-		return nil, errServer(err)
-	}
-	_ = s.store.Delete(ctx, bucketRefreshTokens, key)
 	if err := s.putRefreshToken(ctx, successor, rec.Family, fam); err != nil {
 		return nil, errServer(err)
 	}
+	rot, _ := json.Marshal(rotation{Family: rec.Family, ClientID: rec.ClientID, At: time.Now().Unix(), Sealed: seal(presented, successor)})
+	switch err := s.store.Create(ctx, bucketRotatedRefresh, key, rot, time.Until(time.Unix(fam.Expires, 0))); {
+	case errors.Is(err, store.ErrExists):
+		_ = s.store.Delete(ctx, bucketRefreshTokens, hashKey(successor)) // lost the race: never handed out
+		return s.refreshReused(ctx, req, key, presented)
+	case err != nil:
+		_ = s.store.Delete(ctx, bucketRefreshTokens, hashKey(successor))
+		return nil, errServer(err)
+	}
+	_ = s.store.Delete(ctx, bucketRefreshTokens, key)
 	return s.refreshResponse(ctx, req.client, rec.Family, fam, scopes, successor)
 }
 
@@ -117,6 +121,17 @@ func (s *Server) refreshRetry(ctx context.Context, req *tokenRequest, rot rotati
 
 // refreshResponse mints the access (and ID) token of a refresh and records it in the family.
 func (s *Server) refreshResponse(ctx context.Context, c *client, familyID string, fam *family, scopes []string, refresh string) (*tokenResponse, *Error) {
+	// Duplicates in the grace window update the family at once; serialize the read-modify-
+	// write here so no access token goes unrecorded (and so unrevocable).
+	unlock := s.lockFamily(familyID)
+	defer unlock()
+	if fresh, err := s.loadFamily(ctx, familyID); err != nil {
+		return nil, errServer(err)
+	} else if fresh == nil {
+		return nil, errInvalidGrant("the refresh token is invalid, expired or revoked")
+	} else {
+		fam = fresh
+	}
 	jti := randomToken()
 	fam.Tokens = append(liveTokens(fam.Tokens), issuedAT{JTI: jti, Exp: s.accessTokenExpiry().Unix()})
 	// A family keeps at most maxLiveTokens access tokens alive: the oldest are superseded by

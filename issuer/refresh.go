@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"hash/fnv"
+	"sync"
 	"time"
 
 	"github.com/tollgate-auth/tollgate/issuer/store"
@@ -176,6 +178,18 @@ func (s *Server) revokeFamiliesOf(ctx context.Context, user, clientID string) er
 	}
 	raw, _ := json.Marshal(time.Now().UnixNano())
 	return s.store.Put(ctx, bucketRevokedBefore, hashKey(key), raw, max(s.cfg.RefreshTokenTTL, s.cfg.SessionTTL))
+}
+
+// familyLocks serialize updates of one family's record within this process.
+type familyLocks [64]sync.Mutex
+
+// lockFamily locks the family's stripe and returns its unlock.
+func (s *Server) lockFamily(id string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	m := &s.familyLocks[h.Sum32()%uint32(len(s.familyLocks))]
+	m.Lock()
+	return m.Unlock
 }
 
 // seal encrypts successor with AES-256-GCM under a key derived from the rotated token.

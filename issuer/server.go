@@ -47,8 +47,10 @@ type Server struct {
 	routes  map[string]http.Handler
 	users   *users.Directory
 	denied  denyList
-	cors    map[string]bool
-	ipOf    func(*http.Request) string
+	// familyLocks serialize read-modify-writes of refresh-family records.
+	familyLocks familyLocks
+	cors        map[string]bool
+	ipOf        func(*http.Request) string
 	// metadataJSON is the RFC 8414 / OpenID discovery document, built once.
 	metadataJSON []byte
 	log          *zap.Logger
