@@ -4,6 +4,7 @@
 #   ./xcaddy.sh build          build ./caddy (Caddy v2.11.9 + this module)
 #   ./xcaddy.sh run [ARGS]     build, then run the demo in Caddyfile.example
 #   ./xcaddy.sh test [ARGS]    build, then `go test ./...` with TOLLGATE_CADDY_BIN=./caddy
+#   ./xcaddy.sh bench [ARGS]   build, then the load benchmark (go run ./bench -caddy ./caddy ARGS)
 #   ./xcaddy.sh help           this text
 #
 # ./caddy is rebuilt only when a build input (Go sources, embedded files, go.mod, go.sum, this
@@ -19,7 +20,7 @@ BIN=./caddy
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
 usage() {
-	sed -n '2,10s/^# \{0,1\}//p' "$0"
+	sed -n '2,11s/^# \{0,1\}//p' "$0"
 }
 
 die() {
@@ -111,6 +112,10 @@ run)
 test)
 	build
 	TOLLGATE_CADDY_BIN="$PWD/caddy" exec go test ./... "$@"
+	;;
+bench)
+	build
+	exec go run ./bench -caddy "$BIN" "$@"
 	;;
 help | -h | --help)
 	usage
