@@ -56,7 +56,36 @@ type keySet struct {
 type Manager struct {
 	store store.Store
 	algs  []string
+	lead  time.Duration // how long a new key is published before it signs
 	set   atomic.Pointer[keySet]
+}
+
+// pickCurrent chooses between the current choice cur and candidate k: the newest key
+// published before signable, so caches of the JWKS know a key before tokens signed with it
+// arrive; while every key is younger than that (first start), the oldest.
+func pickCurrent(cur, k *key, signable time.Time) *key {
+	if cur == nil {
+		return k
+	}
+	curOK, kOK := !cur.created.After(signable), !k.created.After(signable)
+	switch {
+	case curOK && kOK:
+		if newer(k, cur) {
+			return k
+		}
+	case kOK && !curOK:
+		return k
+	case !curOK && !kOK:
+		if newer(cur, k) {
+			return k
+		}
+	}
+	return cur
+}
+
+// newer orders keys by creation, then kid, so every node picks the same current key.
+func newer(a, b *key) bool {
+	return a.created.After(b.created) || a.created.Equal(b.created) && a.kid > b.kid
 }
 
 // Open loads the keys from st and generates (and stores) a key for every algorithm in algs
@@ -99,16 +128,14 @@ func (m *Manager) Reload(ctx context.Context) error {
 		kids = append(kids, kid)
 	}
 	sort.Strings(kids) // a stable JWKS order
+	signable := time.Now().Add(-m.lead)
 	for _, kid := range kids {
 		k, err := decode(kid, rows[kid])
 		if err != nil {
 			return err
 		}
 		ks.byKID[kid] = k
-		if cur := ks.current[k.alg]; cur == nil || k.created.After(cur.created) ||
-			(k.created.Equal(cur.created) && k.kid > cur.kid) {
-			ks.current[k.alg] = k
-		}
+		ks.current[k.alg] = pickCurrent(ks.current[k.alg], k, signable)
 		pub.Keys = append(pub.Keys, jose.JSONWebKey{Key: k.public, KeyID: kid, Algorithm: k.alg, Use: "sig"})
 	}
 	if ks.jwks, err = json.Marshal(pub); err != nil {
