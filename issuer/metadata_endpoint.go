@@ -12,6 +12,7 @@ type metadata struct {
 	Issuer                            string   `json:"issuer"`
 	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
+	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint"`
 	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri"`
 	EndSessionEndpoint                string   `json:"end_session_endpoint"`
@@ -75,6 +76,7 @@ func (s *Server) metadata() metadata {
 		Issuer:                            s.issuer,
 		AuthorizationEndpoint:             s.endpoint(PathAuthorize),
 		TokenEndpoint:                     s.endpoint(PathToken),
+		DeviceAuthorizationEndpoint:       s.endpoint(PathDeviceAuthorization),
 		UserinfoEndpoint:                  s.endpoint(PathUserinfo),
 		JWKSURI:                           s.endpoint(PathJWKS),
 		EndSessionEndpoint:                s.endpoint(PathEndSession),

@@ -1,0 +1,178 @@
+package issuer
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/tollgate-auth/tollgate/issuer/store"
+)
+
+// slowDownStep is what RFC 8628 §3.5 adds to the interval on slow_down: "the interval MUST be
+// increased by 5 seconds for this and all subsequent requests".
+const slowDownStep = 5
+
+// devicePoll is the polling state of one device code.
+type devicePoll struct {
+	Last     time.Time `json:"last"`
+	Interval int64     `json:"interval"` // seconds; grows by slowDownStep on every slow_down
+}
+
+// deviceCode is the Device Authorization Grant at the token endpoint (RFC 8628 §3.4, §3.5).
+// While the user has not decided, polls get authorization_pending, or slow_down when they
+// come faster than the interval. Once approved, the first poll atomically creates the code's
+// redemption record and gets the tokens; any later or racing poll finds the record, is
+// refused, and revokes what the first got (access token and refresh family), as for a
+// replayed authorization code.
+type deviceCode struct{ s *Server }
+
+func (g deviceCode) handle(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
+	s := g.s
+	code := req.form["device_code"]
+	if code == "" {
+		return nil, errInvalidRequest("device_code is required")
+	}
+	key := hashKey(code)
+	rec, err := s.loadDevice(ctx, key)
+	if err != nil {
+		return nil, errServer(err)
+	}
+	if rec == nil {
+		if e := s.revokeReplayedDeviceCode(ctx, key); e != nil {
+			return nil, e
+		}
+		return nil, errInvalidGrant("the device code is invalid or expired")
+	}
+	// RFC 8628 §3.4: the device code is bound to the client that asked for it.
+	if rec.ClientID != req.client.ID {
+		return nil, errInvalidGrant("the device code was issued to another client")
+	}
+	if rec.expired() {
+		return nil, newError("expired_token", "the device code has expired; start a new device authorization")
+	}
+	d, err := s.loadDeviceDecision(ctx, key)
+	switch {
+	case err != nil:
+		return nil, errServer(err)
+	case d == nil:
+		return nil, s.pollPending(ctx, key, rec)
+	case !d.Approved:
+		return nil, newError("access_denied", "the user denied the request")
+	}
+	return s.redeemDeviceCode(ctx, req.client, key, rec, d)
+}
+
+// pollPending answers a poll while the user has not decided, and records it. A poll counts as
+// too fast when it comes less than 4/5 of the interval after the previous one: the client
+// waits the whole interval, and the slack absorbs network jitter so that a well-behaved
+// client is never slowed down. Two racing polls may both pass; slow_down is advice to a
+// client, not a security boundary.
+func (s *Server) pollPending(ctx context.Context, key string, rec *deviceRecord) *Error {
+	now := time.Now()
+	poll := devicePoll{Interval: rec.Interval}
+	raw, err := s.store.Get(ctx, bucketDevicePolls, key)
+	if err == nil {
+		err = json.Unmarshal(raw, &poll)
+	}
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return errServer(err)
+	}
+	minGap := time.Duration(poll.Interval) * time.Second * 4 / 5
+	tooFast := !poll.Last.IsZero() && now.Sub(poll.Last) < minGap
+	if tooFast {
+		poll.Interval += slowDownStep
+	}
+	poll.Last = now
+	raw, _ = json.Marshal(poll)
+	if err := s.store.Put(ctx, bucketDevicePolls, key, raw, s.deviceRetention(rec)); err != nil {
+		return errServer(err)
+	}
+	if tooFast {
+		return newError("slow_down", "polling too fast; wait the interval plus 5 seconds between requests")
+	}
+	return newError("authorization_pending", "the user has not yet approved the request")
+}
+
+// redeemDeviceCode issues the tokens of an approved device code, exactly once.
+func (s *Server) redeemDeviceCode(ctx context.Context, c *client, key string, rec *deviceRecord, d *deviceDecision) (*tokenResponse, *Error) {
+	jti := randomToken()
+	exp := s.accessTokenExpiry()
+	familyID := ""
+	if wantsRefreshToken(c, d.Scopes) {
+		familyID = newFamilyID()
+	}
+	red, _ := json.Marshal(redemption{JTI: jti, ExpiresAt: exp.Unix(), Family: familyID})
+	// Remembered as long as what it issued may live, so a late replay still revokes it.
+	ttl := max(s.redemptionTTL(), s.deviceRetention(rec))
+	switch err := s.store.Create(ctx, bucketDeviceRedeemed, key, red, ttl); {
+	case errors.Is(err, store.ErrExists):
+		if e := s.revokeReplayedDeviceCode(ctx, key); e != nil {
+			return nil, e
+		}
+		return nil, errInvalidGrant("the device code was already used")
+	case err != nil:
+		return nil, errServer(err)
+	}
+	at, err := s.mintAccessToken(c, d.User, d.Scopes, unixTime(d.AuthTime), jti)
+	if err != nil {
+		return nil, errServer(err)
+	}
+	resp := &tokenResponse{AccessToken: at.raw, TokenType: "Bearer", ExpiresIn: at.expiresIn, Scope: strings.Join(d.Scopes, " ")}
+	// The one place the device grant issues a refresh token (offline_access), as the
+	// authorization_code grant does.
+	if familyID != "" {
+		if resp.RefreshToken, err = s.issueRefreshToken(ctx, c, familyID, d.User, d.Scopes, d.AuthTime,
+			issuedAT{JTI: jti, Exp: exp.Unix()}); err != nil {
+			return nil, errServer(err)
+		}
+	}
+	if contains(d.Scopes, "openid") {
+		if resp.IDToken, err = s.mintIDToken(idTokenInput{client: c, user: d.User, authTime: d.AuthTime,
+			scopes: d.Scopes, accessToken: at.raw}); err != nil {
+			return nil, errServer(err)
+		}
+	}
+	return resp, nil
+}
+
+// loadDeviceDecision returns the user's decision on a device code, or nil while there is none.
+func (s *Server) loadDeviceDecision(ctx context.Context, key string) (*deviceDecision, error) {
+	raw, err := s.store.Get(ctx, bucketDeviceDecisions, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	} else if err != nil {
+		return nil, err
+	}
+	var d deviceDecision
+	if err := json.Unmarshal(raw, &d); err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+// revokeReplayedDeviceCode revokes what a redeemed device code issued: a second redemption
+// means the code leaked or was replayed (as RFC 6749 §4.1.2 says for authorization codes).
+func (s *Server) revokeReplayedDeviceCode(ctx context.Context, key string) *Error {
+	raw, err := s.store.Get(ctx, bucketDeviceRedeemed, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return errServer(err)
+	}
+	var red redemption
+	if err := json.Unmarshal(raw, &red); err != nil {
+		return errServer(err)
+	}
+	s.log.Warn("device code redeemed twice; revoking the tokens it issued")
+	if err := s.revokeAccessToken(ctx, red.JTI, unixTime(red.ExpiresAt)); err != nil {
+		return errServer(err)
+	}
+	if red.Family != "" {
+		if err := s.revokeFamily(ctx, red.Family); err != nil {
+			return errServer(err)
+		}
+	}
+	return nil
+}
