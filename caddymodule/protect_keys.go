@@ -79,6 +79,7 @@ func (b *boundKeys) Revoked(jti string) bool {
 // Interface guards
 var (
 	_ localIssuer              = (*issuer.Server)(nil)
+	_ revocationLister         = (*issuer.Server)(nil) // the issuer's deny-list reaches the edge
 	_ policy.KeySource         = (*boundKeys)(nil)
 	_ policy.KeyVersioner      = (*boundKeys)(nil)
 	_ policy.RevocationChecker = (*boundKeys)(nil)
