@@ -36,9 +36,12 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	    refresh_token_idle_ttl <duration> # default 336h: a family unused this long ends
 //	    refresh_reuse_grace <duration>    # default off: a duplicate refresh within it is answered
 //	    signing_alg ES256|ES384|RS256|PS256|EdDSA   # access tokens
+//	    key_rotation <duration>           # default 720h: a new signing key replaces the old
 //	    id_token_signing_alg RS256|…      # ID tokens, default RS256
 //	    code_ttl <duration>               # authorization codes, default 60s
 //	    session_ttl <duration>            # browser sign-in session, default 24h
+//	    device_code_ttl <duration>        # device and user codes (RFC 8628), default 10m
+//	    device_poll_interval <duration>   # device polling interval, whole seconds, default 5s
 //	    cors_origins <origin>...          # browser origins besides those of redirect URIs
 //	    users_file <path>                 # JSON users, reloaded on change
 //	    user <name> <bcrypt-or-argon2id-hash> {
@@ -96,6 +99,10 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.AllArgs(&h.SigningAlg) {
 				return d.ArgErr()
 			}
+		case "key_rotation":
+			if err := parseDuration(d, &h.KeyRotation); err != nil {
+				return err
+			}
 		case "id_token_signing_alg":
 			if !d.AllArgs(&h.IDTokenSigningAlg) {
 				return d.ArgErr()
@@ -106,6 +113,14 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 		case "session_ttl":
 			if err := parseDuration(d, &h.SessionTTL); err != nil {
+				return err
+			}
+		case "device_code_ttl":
+			if err := parseDuration(d, &h.DeviceCodeTTL); err != nil {
+				return err
+			}
+		case "device_poll_interval":
+			if err := parseDuration(d, &h.DevicePollInterval); err != nil {
 				return err
 			}
 		case "cors_origins":

@@ -35,6 +35,9 @@ type IssuerHandler struct {
 	// RefreshReuseGrace lets a duplicate refresh within this window get the same answer
 	// instead of revoking the session. Default 0 (off).
 	RefreshReuseGrace caddy.Duration `json:"refresh_reuse_grace,omitempty"`
+	// KeyRotation is how long a signing key signs before a new one replaces it. Default
+	// 720h; replaced keys stay in the JWKS until the tokens they signed have expired.
+	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
 	// SigningAlg signs access tokens: ES256 (default), ES384, RS256, PS256 or EdDSA.
 	SigningAlg string `json:"signing_alg,omitempty"`
 	// IDTokenSigningAlg signs ID tokens. Default RS256.
@@ -43,6 +46,11 @@ type IssuerHandler struct {
 	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
 	// SessionTTL is the browser sign-in (SSO) session lifetime. Default 24h.
 	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+	// DeviceCodeTTL is the lifetime of device and user codes (RFC 8628). Default 10m.
+	DeviceCodeTTL caddy.Duration `json:"device_code_ttl,omitempty"`
+	// DevicePollInterval is the minimum time, in whole seconds, between a device's token
+	// requests (RFC 8628 interval). Default 5s.
+	DevicePollInterval caddy.Duration `json:"device_poll_interval,omitempty"`
 	// CORSOrigins may call the token, userinfo, JWKS and metadata endpoints from a browser, in
 	// addition to the origins of registered redirect URIs.
 	CORSOrigins []string `json:"cors_origins,omitempty"`
@@ -84,6 +92,8 @@ func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 		IDTokenSigningAlg:   h.IDTokenSigningAlg,
 		CodeTTL:             time.Duration(h.CodeTTL),
 		SessionTTL:          time.Duration(h.SessionTTL),
+		DeviceCodeTTL:       time.Duration(h.DeviceCodeTTL),
+		DevicePollInterval:  time.Duration(h.DevicePollInterval),
 		CORSOrigins:         h.CORSOrigins,
 		UsersFile:           h.UsersFile,
 		Users:               h.Users,
@@ -98,7 +108,8 @@ func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("oauth_issuer %s: %w", h.Issuer, err)
 	}
 	h.storeKey = key
-	h.server, err = issuer.New(ctx, cfg, issuer.Deps{Store: st, Logger: ctx.Logger(), ClientIP: clientIP})
+	h.server, err = issuer.New(ctx, cfg, issuer.Deps{Store: st, Logger: ctx.Logger(), ClientIP: clientIP,
+		SharedStore: h.Storage != nil && h.Storage.Backend != "" && h.Storage.Backend != "bolt"})
 	if err != nil {
 		return fmt.Errorf("oauth_issuer %s: %w", h.Issuer, err)
 	}
@@ -118,8 +129,11 @@ func (h *IssuerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 	return next.ServeHTTP(w, r)
 }
 
-// Cleanup releases the store; it is safe when Provision failed.
+// Cleanup stops the issuer's upkeep and releases the store; it is safe when Provision failed.
 func (h *IssuerHandler) Cleanup() error {
+	if h.server != nil {
+		_ = h.server.Close()
+	}
 	if h.storeKey == "" {
 		return nil
 	}

@@ -64,6 +64,7 @@ func newFlowServer(t testing.TB, mutate ...func(*Config)) *flowServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: s}}
 	srv.Start()
 	t.Cleanup(func() { srv.Close(); st.Close() })

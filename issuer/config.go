@@ -36,12 +36,21 @@ type Config struct {
 	RefreshReuseGrace time.Duration `json:"refresh_reuse_grace,omitempty"`
 	// SigningAlg signs access tokens. Default ES256.
 	SigningAlg string `json:"signing_alg,omitempty"`
+	// KeyRotation is how long a signing key signs before a new one replaces it; the old
+	// key stays published until every token it signed has expired. Default 720h (30 days).
+	KeyRotation time.Duration `json:"key_rotation,omitempty"`
 	// IDTokenSigningAlg signs ID tokens. Default RS256 (what every OpenID relying party supports).
 	IDTokenSigningAlg string `json:"id_token_signing_alg,omitempty"`
 	// CodeTTL is the lifetime of authorization codes. Default 60s.
 	CodeTTL time.Duration `json:"code_ttl,omitempty"`
 	// SessionTTL is the lifetime of a browser sign-in (SSO) session. Default 24h.
 	SessionTTL time.Duration `json:"session_ttl,omitempty"`
+	// DeviceCodeTTL is the lifetime of a device code and its user code (RFC 8628 §3.2
+	// expires_in). Default 10m.
+	DeviceCodeTTL time.Duration `json:"device_code_ttl,omitempty"`
+	// DevicePollInterval is the minimum time, in whole seconds, between two token requests
+	// with one device code (RFC 8628 §3.2 interval). Default 5s.
+	DevicePollInterval time.Duration `json:"device_poll_interval,omitempty"`
 	// CORSOrigins are allowed to call the token, userinfo, JWKS, metadata and revocation
 	// endpoints from a browser, in addition to the origins of registered redirect URIs.
 	CORSOrigins []string `json:"cors_origins,omitempty"`
@@ -112,7 +121,7 @@ func NormalizeGrant(name string) string {
 // known but not implemented yet are refused by Validate with a clear message.
 var implementedGrants = map[string]bool{
 	GrantClientCredentials: true, GrantAuthorizationCode: true, GrantImplicit: true,
-	GrantRefreshToken: true, GrantPassword: true,
+	GrantRefreshToken: true, GrantPassword: true, GrantDeviceCode: true,
 }
 
 // withDefaults fills defaults into a copy of c.
@@ -133,11 +142,20 @@ func (c Config) withDefaults() Config {
 	if c.IDTokenSigningAlg == "" {
 		c.IDTokenSigningAlg = "RS256"
 	}
+	if c.KeyRotation == 0 {
+		c.KeyRotation = 720 * time.Hour
+	}
 	if c.CodeTTL == 0 {
 		c.CodeTTL = 60 * time.Second
 	}
 	if c.SessionTTL == 0 {
 		c.SessionTTL = 24 * time.Hour
+	}
+	if c.DeviceCodeTTL == 0 {
+		c.DeviceCodeTTL = 10 * time.Minute
+	}
+	if c.DevicePollInterval == 0 {
+		c.DevicePollInterval = 5 * time.Second
 	}
 	return c
 }
@@ -148,8 +166,13 @@ func (c Config) Validate() error {
 		return err
 	}
 	if c.AccessTokenTTL < 0 || c.RefreshTokenTTL < 0 || c.CodeTTL < 0 || c.SessionTTL < 0 ||
-		c.RefreshTokenIdleTTL < 0 || c.RefreshReuseGrace < 0 {
+		c.RefreshTokenIdleTTL < 0 || c.RefreshReuseGrace < 0 || c.KeyRotation < 0 {
 		return fmt.Errorf("token lifetimes must not be negative")
+	}
+	for _, d := range []time.Duration{c.DeviceCodeTTL, c.DevicePollInterval} {
+		if d < 0 || d%time.Second != 0 {
+			return fmt.Errorf("device_code_ttl and device_poll_interval must be positive whole seconds")
+		}
 	}
 	users := map[string]bool{}
 	for _, u := range c.Users {

@@ -44,6 +44,7 @@ func newTestServer(t testing.TB, cfg Config) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
@@ -341,3 +342,15 @@ func serve(s *Server, method, target string) *httptest.ResponseRecorder {
 	s.ServeHTTP(w, httptest.NewRequest(method, testIssuer+target, nil))
 	return w
 }
+
+// serveForm posts a form body to path with Basic client credentials.
+func serveForm(s *Server, path, body, id, secret string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, testIssuer+path, strings.NewReader(body))
+	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	basic(id, secret)(r)
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	return w
+}
+
+func jsonDecode(b []byte, v any) error { return json.Unmarshal(b, v) }

@@ -25,6 +25,7 @@ func TestStorageOutage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Close()
 	st.Close()
 	tests := []struct {
 		name string

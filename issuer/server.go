@@ -32,6 +32,9 @@ type Deps struct {
 	// ClientIP returns the client's address for throttling. Default: the host of RemoteAddr.
 	// A host behind trusted proxies passes its resolved client IP here.
 	ClientIP func(*http.Request) string
+	// SharedStore says other nodes use the same store (a cluster): the deny-list is then
+	// reread every 500 ms so their revocations apply here within a second.
+	SharedStore bool
 }
 
 // Server is a running authorization server. It is safe for concurrent use.
@@ -49,6 +52,8 @@ type Server struct {
 	denied  denyList
 	// familyLocks serialize read-modify-writes of refresh-family records.
 	familyLocks familyLocks
+	stop        context.CancelFunc // ends the background upkeep
+	done        chan struct{}      // closed when the upkeep has ended
 	cors        map[string]bool
 	ipOf        func(*http.Request) string
 	// metadataJSON is the RFC 8414 / OpenID discovery document, built once.
@@ -89,6 +94,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if s.keys, err = keys.Open(ctx, deps.Store, algs); err != nil {
 		return nil, err
 	}
+	s.keys.SetLead(keyLead)
+	if err := s.keys.Rotate(ctx, s.rotation()); err != nil {
+		return nil, err
+	}
 	if err := s.denied.load(ctx, deps.Store); err != nil {
 		return nil, fmt.Errorf("issuer: loading the deny-list: %w", err)
 	}
@@ -100,6 +109,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("issuer: users: %w", err)
 	}
 	s.cors = s.corsOrigins()
+	upkeep, stop := context.WithCancel(context.Background())
+	s.stop, s.done = stop, make(chan struct{})
+	go s.maintain(upkeep, deps.SharedStore)
 	s.clients = make(map[string]*client, len(cfg.Clients))
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = newClient(c)
@@ -109,6 +121,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		GrantAuthorizationCode: authorizationCode{s},
 		GrantRefreshToken:      refreshToken{s},
 		GrantPassword:          password{s},
+		GrantDeviceCode:        deviceCode{s},
 	}
 	s.metadataJSON = s.metadataDocument()
 	s.routes = map[string]http.Handler{
@@ -126,6 +139,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		s.base + PathConsent:       http.HandlerFunc(s.serveConsent),
 		s.base + PathEndSession:    http.HandlerFunc(s.serveEndSession),
 		s.base + PathAccount:       http.HandlerFunc(s.serveAccount),
+		// RFC 8628: the device authorization endpoint and its verification page.
+		s.base + PathDeviceAuthorization: s.withCORS(s.serveDeviceAuthorization),
+		s.base + PathDevice:              http.HandlerFunc(s.serveDevice),
 	}
 	return s, nil
 }
