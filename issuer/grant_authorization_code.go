@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"strings"
 
 	"github.com/tollgate-auth/tollgate/issuer/store"
 )
@@ -15,13 +14,6 @@ import (
 // bucketRedeemedCodes remembers redeemed codes (by hash) and what they issued, so a replay
 // can revoke it (RFC 6749 §4.1.2).
 const bucketRedeemedCodes = "redeemed_codes"
-
-// redemption is what one code issued.
-type redemption struct {
-	JTI       string `json:"jti"`
-	ExpiresAt int64  `json:"exp"`
-	Family    string `json:"family,omitempty"`
-}
 
 // authorizationCode is the Authorization Code grant (RFC 6749 §4.1.3) with PKCE (RFC 7636).
 // A code is redeemed once: the first redemption atomically creates its redemption record; a
@@ -37,7 +29,7 @@ func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*toke
 	key := hashKey(code)
 	raw, err := s.store.Get(ctx, bucketCodes, key)
 	if errors.Is(err, store.ErrNotFound) {
-		if e := s.revokeReplayedCode(ctx, key); e != nil {
+		if e := s.revokeRedeemed(ctx, bucketRedeemedCodes, key); e != nil {
 			return nil, e
 		}
 		return nil, errInvalidGrant("the code is invalid, expired or already used")
@@ -58,67 +50,12 @@ func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*toke
 	if e := checkPKCE(rec.Challenge, req.form["code_verifier"]); e != nil {
 		return nil, e
 	}
-	c := req.client
-	jti := randomToken()
-	exp := s.accessTokenExpiry()
-	familyID := ""
-	if wantsRefreshToken(c, rec.Scopes) {
-		familyID = newFamilyID()
+	resp, e := s.redeemOnce(ctx, bucketRedeemedCodes, key, s.redemptionTTL(), grantOf{client: req.client,
+		user: rec.User, scopes: rec.Scopes, authTime: rec.AuthTime, nonce: rec.Nonce})
+	if e == nil {
+		_ = s.store.Delete(ctx, bucketCodes, key)
 	}
-	red, _ := json.Marshal(redemption{JTI: jti, ExpiresAt: exp.Unix(), Family: familyID})
-	switch err := s.store.Create(ctx, bucketRedeemedCodes, key, red, s.redemptionTTL()); {
-	case errors.Is(err, store.ErrExists):
-		if e := s.revokeReplayedCode(ctx, key); e != nil {
-			return nil, e
-		}
-		return nil, errInvalidGrant("the code was already used")
-	case err != nil:
-		return nil, errServer(err)
-	}
-	_ = s.store.Delete(ctx, bucketCodes, key)
-
-	at, err := s.mintAccessToken(c, rec.User, rec.Scopes, unixTime(rec.AuthTime), jti)
-	if err != nil {
-		return nil, errServer(err)
-	}
-	resp := &tokenResponse{AccessToken: at.raw, TokenType: "Bearer", ExpiresIn: at.expiresIn, Scope: strings.Join(rec.Scopes, " ")}
-	if familyID != "" {
-		if resp.RefreshToken, err = s.issueRefreshToken(ctx, c, familyID, rec.User, rec.Scopes, rec.AuthTime,
-			issuedAT{JTI: jti, Exp: exp.Unix()}); err != nil {
-			return nil, errServer(err)
-		}
-	}
-	if contains(rec.Scopes, "openid") {
-		if resp.IDToken, err = s.mintIDToken(idTokenInput{client: c, user: rec.User, authTime: rec.AuthTime,
-			nonce: rec.Nonce, scopes: rec.Scopes, accessToken: at.raw}); err != nil {
-			return nil, errServer(err)
-		}
-	}
-	return resp, nil
-}
-
-// revokeReplayedCode revokes the tokens a redeemed code issued, if it was redeemed.
-func (s *Server) revokeReplayedCode(ctx context.Context, key string) *Error {
-	raw, err := s.store.Get(ctx, bucketRedeemedCodes, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	} else if err != nil {
-		return errServer(err)
-	}
-	var red redemption
-	if err := json.Unmarshal(raw, &red); err != nil {
-		return errServer(err)
-	}
-	s.log.Warn("authorization code replayed; revoking the tokens it issued")
-	if err := s.revokeAccessToken(ctx, red.JTI, unixTime(red.ExpiresAt)); err != nil {
-		return errServer(err)
-	}
-	if red.Family != "" {
-		if err := s.revokeFamily(ctx, red.Family); err != nil {
-			return errServer(err)
-		}
-	}
-	return nil
+	return resp, e
 }
 
 // checkPKCE verifies a code_verifier against the stored S256 challenge (RFC 7636 §4.6). A

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/tollgate-auth/tollgate/issuer/store"
@@ -40,7 +39,7 @@ func (g deviceCode) handle(ctx context.Context, req *tokenRequest) (*tokenRespon
 		return nil, errServer(err)
 	}
 	if rec == nil {
-		if e := s.revokeReplayedDeviceCode(ctx, key); e != nil {
+		if e := s.revokeRedeemed(ctx, bucketDeviceRedeemed, key); e != nil {
 			return nil, e
 		}
 		return nil, errInvalidGrant("the device code is invalid or expired")
@@ -61,7 +60,9 @@ func (g deviceCode) handle(ctx context.Context, req *tokenRequest) (*tokenRespon
 	case !d.Approved:
 		return nil, newError("access_denied", "the user denied the request")
 	}
-	return s.redeemDeviceCode(ctx, req.client, key, rec, d)
+	// Remembered as long as what it issued may live, so a late replay still revokes it.
+	return s.redeemOnce(ctx, bucketDeviceRedeemed, key, max(s.redemptionTTL(), s.deviceRetention(rec)),
+		grantOf{client: req.client, user: d.User, scopes: d.Scopes, authTime: d.AuthTime})
 }
 
 // pollPending answers a poll while the user has not decided, and records it. A poll counts as
@@ -95,48 +96,6 @@ func (s *Server) pollPending(ctx context.Context, key string, rec *deviceRecord)
 	return newError("authorization_pending", "the user has not yet approved the request")
 }
 
-// redeemDeviceCode issues the tokens of an approved device code, exactly once.
-func (s *Server) redeemDeviceCode(ctx context.Context, c *client, key string, rec *deviceRecord, d *deviceDecision) (*tokenResponse, *Error) {
-	jti := randomToken()
-	exp := s.accessTokenExpiry()
-	familyID := ""
-	if wantsRefreshToken(c, d.Scopes) {
-		familyID = newFamilyID()
-	}
-	red, _ := json.Marshal(redemption{JTI: jti, ExpiresAt: exp.Unix(), Family: familyID})
-	// Remembered as long as what it issued may live, so a late replay still revokes it.
-	ttl := max(s.redemptionTTL(), s.deviceRetention(rec))
-	switch err := s.store.Create(ctx, bucketDeviceRedeemed, key, red, ttl); {
-	case errors.Is(err, store.ErrExists):
-		if e := s.revokeReplayedDeviceCode(ctx, key); e != nil {
-			return nil, e
-		}
-		return nil, errInvalidGrant("the device code was already used")
-	case err != nil:
-		return nil, errServer(err)
-	}
-	at, err := s.mintAccessToken(c, d.User, d.Scopes, unixTime(d.AuthTime), jti)
-	if err != nil {
-		return nil, errServer(err)
-	}
-	resp := &tokenResponse{AccessToken: at.raw, TokenType: "Bearer", ExpiresIn: at.expiresIn, Scope: strings.Join(d.Scopes, " ")}
-	// The one place the device grant issues a refresh token (offline_access), as the
-	// authorization_code grant does.
-	if familyID != "" {
-		if resp.RefreshToken, err = s.issueRefreshToken(ctx, c, familyID, d.User, d.Scopes, d.AuthTime,
-			issuedAT{JTI: jti, Exp: exp.Unix()}); err != nil {
-			return nil, errServer(err)
-		}
-	}
-	if contains(d.Scopes, "openid") {
-		if resp.IDToken, err = s.mintIDToken(idTokenInput{client: c, user: d.User, authTime: d.AuthTime,
-			scopes: d.Scopes, accessToken: at.raw}); err != nil {
-			return nil, errServer(err)
-		}
-	}
-	return resp, nil
-}
-
 // loadDeviceDecision returns the user's decision on a device code, or nil while there is none.
 func (s *Server) loadDeviceDecision(ctx context.Context, key string) (*deviceDecision, error) {
 	raw, err := s.store.Get(ctx, bucketDeviceDecisions, key)
@@ -150,29 +109,4 @@ func (s *Server) loadDeviceDecision(ctx context.Context, key string) (*deviceDec
 		return nil, err
 	}
 	return &d, nil
-}
-
-// revokeReplayedDeviceCode revokes what a redeemed device code issued: a second redemption
-// means the code leaked or was replayed (as RFC 6749 §4.1.2 says for authorization codes).
-func (s *Server) revokeReplayedDeviceCode(ctx context.Context, key string) *Error {
-	raw, err := s.store.Get(ctx, bucketDeviceRedeemed, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	} else if err != nil {
-		return errServer(err)
-	}
-	var red redemption
-	if err := json.Unmarshal(raw, &red); err != nil {
-		return errServer(err)
-	}
-	s.log.Warn("device code redeemed twice; revoking the tokens it issued")
-	if err := s.revokeAccessToken(ctx, red.JTI, unixTime(red.ExpiresAt)); err != nil {
-		return errServer(err)
-	}
-	if red.Family != "" {
-		if err := s.revokeFamily(ctx, red.Family); err != nil {
-			return errServer(err)
-		}
-	}
-	return nil
 }

@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"context"
-	"strings"
 	"time"
 )
 
@@ -35,25 +34,5 @@ func (g password) handle(ctx context.Context, req *tokenRequest) (*tokenResponse
 		s.loginFailed(ctx, name, req.ip)
 		return nil, errInvalidGrant("the username or password is incorrect, or too many attempts were made")
 	}
-	authTime := time.Now().Unix()
-	jti := randomToken()
-	exp := s.accessTokenExpiry()
-	at, err := s.mintAccessToken(c, user.Name, scopes, unixTime(authTime), jti)
-	if err != nil {
-		return nil, errServer(err)
-	}
-	resp := &tokenResponse{AccessToken: at.raw, TokenType: "Bearer", ExpiresIn: at.expiresIn, Scope: strings.Join(scopes, " ")}
-	if contains(scopes, "openid") {
-		if resp.IDToken, err = s.mintIDToken(idTokenInput{client: c, user: user.Name, authTime: authTime,
-			scopes: scopes, accessToken: at.raw}); err != nil {
-			return nil, errServer(err)
-		}
-	}
-	if wantsRefreshToken(c, scopes) {
-		if resp.RefreshToken, err = s.issueRefreshToken(ctx, c, newFamilyID(), user.Name, scopes, authTime,
-			issuedAT{JTI: jti, Exp: exp.Unix()}); err != nil {
-			return nil, errServer(err)
-		}
-	}
-	return resp, nil
+	return s.issueTokens(ctx, grantOf{client: c, user: user.Name, scopes: scopes, authTime: time.Now().Unix()}, "", "")
 }
