@@ -29,13 +29,8 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet:
 	case http.MethodPost:
-		f, e := parsePostForm(w, r)
-		if e != nil {
-			s.errorPage(w, r, e)
-			return
-		}
-		if !s.checkCSRF(r, f) {
-			s.errorPage(w, r, &Error{Code: "invalid_request", Description: "The form expired or came from another site. Go back and try again.", Status: http.StatusForbidden})
+		f, ok := s.pageForm(w, r)
+		if !ok {
 			return
 		}
 		switch f["decision"] {
@@ -58,8 +53,7 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.base+PathAccount, http.StatusSeeOther)
 		return
 	default:
-		w.Header().Set("Allow", "GET, POST")
-		s.errorPage(w, r, &Error{Code: "invalid_request", Description: "method not allowed", Status: http.StatusMethodNotAllowed})
+		s.methodNotAllowed(w, r)
 		return
 	}
 	consents, err := s.consents(ctx, sess.User)

@@ -38,23 +38,8 @@ func (s *Server) resumeURL(p *pending, id string) string {
 // ?request=<id> once the user has acted.
 func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 	ui.SetSecurityHeaders(w.Header())
-	var q url.Values
-	switch r.Method {
-	case http.MethodGet:
-		q = r.URL.Query()
-	case http.MethodPost:
-		f, e := parsePostForm(w, r)
-		if e != nil {
-			s.errorPage(w, r, e)
-			return
-		}
-		q = url.Values{}
-		for k, v := range f {
-			q.Set(k, v)
-		}
-	default:
-		w.Header().Set("Allow", "GET, POST")
-		s.errorPage(w, r, &Error{Code: "invalid_request", Description: "method not allowed", Status: http.StatusMethodNotAllowed})
+	q, ok := s.requestParams(w, r)
+	if !ok {
 		return
 	}
 	if id := q.Get("request"); id != "" && len(q) == 1 {

@@ -24,19 +24,13 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet:
 		id = r.URL.Query().Get("request")
 	case http.MethodPost:
-		var e *Error
-		if f, e = parsePostForm(w, r); e != nil {
-			s.errorPage(w, r, e)
-			return
-		}
-		if !s.checkCSRF(r, f) {
-			s.errorPage(w, r, &Error{Code: "invalid_request", Description: "The form expired or came from another site. Go back and try again.", Status: http.StatusForbidden})
+		var ok bool
+		if f, ok = s.pageForm(w, r); !ok {
 			return
 		}
 		id = f["request"]
 	default:
-		w.Header().Set("Allow", "GET, POST")
-		s.errorPage(w, r, &Error{Code: "invalid_request", Description: "method not allowed", Status: http.StatusMethodNotAllowed})
+		s.methodNotAllowed(w, r)
 		return
 	}
 	p, c, ok := s.loadPending(w, r, id)

@@ -61,19 +61,13 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		s.postDevice(w, r)
 	default:
-		w.Header().Set("Allow", "GET, POST")
-		s.errorPage(w, r, &Error{Code: "invalid_request", Description: "method not allowed", Status: http.StatusMethodNotAllowed})
+		s.methodNotAllowed(w, r)
 	}
 }
 
 func (s *Server) postDevice(w http.ResponseWriter, r *http.Request) {
-	f, e := parsePostForm(w, r)
-	if e != nil {
-		s.errorPage(w, r, e)
-		return
-	}
-	if !s.checkCSRF(r, f) {
-		s.errorPage(w, r, &Error{Code: "invalid_request", Description: "The form expired or came from another site. Go back and try again.", Status: http.StatusForbidden})
+	f, ok := s.pageForm(w, r)
+	if !ok {
 		return
 	}
 	ctx, typed := r.Context(), f["user_code"]

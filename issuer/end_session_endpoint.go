@@ -18,23 +18,8 @@ const PathEndSession = "/oauth2/logout"
 // registered for the client the hint (or client_id) names — never an open redirect.
 func (s *Server) serveEndSession(w http.ResponseWriter, r *http.Request) {
 	ui.SetSecurityHeaders(w.Header())
-	var q url.Values
-	switch r.Method {
-	case http.MethodGet:
-		q = r.URL.Query()
-	case http.MethodPost:
-		f, e := parsePostForm(w, r)
-		if e != nil {
-			s.errorPage(w, r, e)
-			return
-		}
-		q = url.Values{}
-		for k, v := range f {
-			q.Set(k, v)
-		}
-	default:
-		w.Header().Set("Allow", "GET, POST")
-		s.errorPage(w, r, &Error{Code: "invalid_request", Description: "method not allowed", Status: http.StatusMethodNotAllowed})
+	q, ok := s.requestParams(w, r)
+	if !ok {
 		return
 	}
 	hintClient, hintUser, hintOK := s.parseIDTokenHint(q.Get("id_token_hint"))

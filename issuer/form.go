@@ -63,3 +63,47 @@ func quoteParam(k string) string {
 	}
 	return `"` + k + `"`
 }
+
+// pageForm reads a form POSTed from one of the issuer's pages and checks its CSRF token. On
+// failure it has shown the error page and returns false.
+func (s *Server) pageForm(w http.ResponseWriter, r *http.Request) (form, bool) {
+	f, e := parsePostForm(w, r)
+	if e != nil {
+		s.errorPage(w, r, e)
+		return nil, false
+	}
+	if !s.checkCSRF(r, f) {
+		s.errorPage(w, r, &Error{Code: "invalid_request", Status: http.StatusForbidden,
+			Description: "The form expired or came from another site. Go back and try again."})
+		return nil, false
+	}
+	return f, true
+}
+
+// requestParams reads the parameters of an endpoint that takes GET (query) or a form POST, as
+// the authorization and end-session endpoints do. Other methods get a 405 error page.
+func (s *Server) requestParams(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	switch r.Method {
+	case http.MethodGet:
+		return r.URL.Query(), true
+	case http.MethodPost:
+		f, e := parsePostForm(w, r)
+		if e != nil {
+			s.errorPage(w, r, e)
+			return nil, false
+		}
+		q := url.Values{}
+		for k, v := range f {
+			q.Set(k, v)
+		}
+		return q, true
+	}
+	s.methodNotAllowed(w, r)
+	return nil, false
+}
+
+// methodNotAllowed answers a page request with a method other than GET or POST.
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Allow", "GET, POST")
+	s.errorPage(w, r, &Error{Code: "invalid_request", Description: "method not allowed", Status: http.StatusMethodNotAllowed})
+}
