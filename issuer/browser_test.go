@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
@@ -30,6 +31,12 @@ const alicePassword = "correct horse battery staple"
 
 // newFlowServer starts an issuer with users and browser clients. mutate may adjust the config.
 func newFlowServer(t testing.TB, mutate ...func(*Config)) *flowServer {
+	t.Helper()
+	return newFlowServerLogging(t, nil, mutate...)
+}
+
+// newFlowServerLogging is newFlowServer with a logger.
+func newFlowServerLogging(t testing.TB, log *zap.Logger, mutate ...func(*Config)) *flowServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,7 +67,7 @@ func newFlowServer(t testing.TB, mutate ...func(*Config)) *flowServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(context.Background(), cfg, Deps{Store: st})
+	s, err := New(context.Background(), cfg, Deps{Store: st, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
