@@ -300,3 +300,38 @@ func tamper(t *testing.T, tok string) string {
 	parts[1] = base64.RawURLEncoding.EncodeToString(b)
 	return strings.Join(parts, ".")
 }
+
+// TestNativeAppRedirects: a private-use scheme redirect works for the query response, but
+// form_post (which needs a web origin) is refused back to the app.
+func TestNativeAppRedirects(t *testing.T) {
+	f := newFlowServer(t, func(c *Config) {
+		c.Clients = append(c.Clients, Client{ID: "native", RedirectURIs: []string{"com.example.app:/oauth/cb"},
+			Scopes: []string{"openid"}})
+	})
+	q := url.Values{"client_id": {"native"}, "redirect_uri": {"com.example.app:/oauth/cb"}, "response_type": {"code"},
+		"scope": {"openid"}, "state": {"s"}, "code_challenge": {oauth2.S256ChallengeFromVerifier(oauth2.GenerateVerifier())},
+		"code_challenge_method": {"S256"}, "response_mode": {"form_post"}}
+	resp, _ := newBrowser(t).get(f.url + PathAuthorize + "?" + q.Encode())
+	if got := callback(t, resp, "com.example.app:/oauth/cb"); got.Get("error") != "invalid_request" {
+		t.Fatalf("form_post to a private-use scheme: %v", got)
+	}
+	q.Del("response_mode")
+	resp, _ = newBrowser(t).get(f.url + PathAuthorize + "?" + q.Encode())
+	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, PathLogin) {
+		t.Fatalf("native app code flow: %q", loc)
+	}
+}
+
+// TestHugeUsername: a user name far larger than any store key allows is just a failed login,
+// not a storage error.
+func TestHugeUsername(t *testing.T) {
+	f := newFlowServer(t)
+	b := newBrowser(t)
+	resp, _ := b.get(f.url + PathAuthorize + "?" + url.Values{"client_id": {"web"}, "redirect_uri": {"https://app.test/cb"},
+		"response_type": {"code"}, "scope": {"read"}}.Encode())
+	_, page := b.get(f.url + resp.Header.Get("Location"))
+	resp, _ = b.post(f.url+PathLogin, cloneWith(hiddenFields(page), "username", strings.Repeat("a", 60000), "password", "x"))
+	if resp.StatusCode != 401 {
+		t.Fatalf("huge user name: %d", resp.StatusCode)
+	}
+}

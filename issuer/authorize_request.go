@@ -85,7 +85,14 @@ func (s *Server) parseAuthRequest(r *http.Request, q url.Values) (*authRequest, 
 		if known && rt != "code" {
 			return req, c, back(errInvalidRequest("response_mode query cannot carry tokens"))
 		}
-	case "fragment", "form_post":
+	case "form_post":
+		// The auto-submitting form needs a web origin; a native app's private-use scheme
+		// gets its response in the query or fragment.
+		if u, _ := url.Parse(redirect); u.Scheme != "https" && u.Scheme != "http" {
+			return req, c, back(errInvalidRequest("response_mode form_post needs an http(s) redirect_uri"))
+		}
+		req.ResponseMode = mode
+	case "fragment":
 		req.ResponseMode = mode
 	default:
 		return req, c, back(errInvalidRequest("unsupported response_mode"))

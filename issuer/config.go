@@ -237,8 +237,14 @@ func (cl Client) Validate() error {
 		}
 	}
 	for _, o := range cl.RedirectURIs {
-		if p, _ := url.Parse(o); p.Scheme == "http" && !IsLoopbackHost(p.Hostname()) {
-			return fmt.Errorf("redirect_uri %q: plain http is allowed only on a loopback host", o)
+		p, _ := url.Parse(o)
+		switch strings.ToLower(p.Scheme) {
+		case "http":
+			if !IsLoopbackHost(p.Hostname()) {
+				return fmt.Errorf("redirect_uri %q: plain http is allowed only on a loopback host", o)
+			}
+		case "javascript", "data", "file", "vbscript", "blob":
+			return fmt.Errorf("redirect_uri %q: the %s scheme cannot be a redirect target", o, p.Scheme)
 		}
 	}
 	for _, s := range cl.Scopes {

@@ -94,7 +94,7 @@ func (s *Server) postDevice(w http.ResponseWriter, r *http.Request) {
 		c = s.clients[rec.ClientID] // nil if the client was removed since
 	}
 	if c == nil {
-		_, _ = s.store.Incr(ctx, bucketThrottle, throttleKey, throttleWindow)
+		s.countFailure(ctx, throttleKey)
 		s.renderDevice(w, r, http.StatusBadRequest, typed, msgBadUserCode)
 		return
 	}

@@ -294,6 +294,7 @@ func TestConfigErrors(t *testing.T) {
 		{"relative redirect", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", RedirectURIs: []string{"/cb"}}}}, "absolute"},
 		{"code client without redirect_uri", Config{Issuer: testIssuer, Clients: []Client{{ID: "c"}}}, "needs a redirect_uri"},
 		{"http redirect off loopback", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", RedirectURIs: []string{"http://app.test/cb"}}}}, "loopback"},
+		{"javascript redirect", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", RedirectURIs: []string{"javascript:alert(1)"}}}}, "cannot be a redirect target"},
 		{"bad consent", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", Consent: "maybe", RedirectURIs: []string{"https://a.test/cb"}}}}, "consent"},
 	}
 	for _, tc := range tests {

@@ -22,7 +22,7 @@ const (
 // throttled reports whether attempts for this key (e.g. "user:alice", "ip:10.0.0.1") are
 // currently refused.
 func (s *Server) throttled(ctx context.Context, key string, limit int64) (bool, error) {
-	raw, err := s.store.Get(ctx, bucketThrottle, key)
+	raw, err := s.store.Get(ctx, bucketThrottle, hashKey(key))
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil
 	} else if err != nil {
@@ -42,6 +42,12 @@ func (s *Server) loginThrottled(ctx context.Context, user, ip string) (bool, err
 
 // loginFailed counts a failed sign-in against the user and the IP.
 func (s *Server) loginFailed(ctx context.Context, user, ip string) {
-	_, _ = s.store.Incr(ctx, bucketThrottle, "user:"+user, throttleWindow)
-	_, _ = s.store.Incr(ctx, bucketThrottle, "ip:"+ip, throttleWindow)
+	s.countFailure(ctx, "user:"+user)
+	s.countFailure(ctx, "ip:"+ip)
+}
+
+// countFailure counts one failed attempt against key. Keys are stored hashed: they hold
+// client-chosen text (a user name of any length) and must stay small.
+func (s *Server) countFailure(ctx context.Context, key string) {
+	_, _ = s.store.Incr(ctx, bucketThrottle, hashKey(key), throttleWindow)
 }
