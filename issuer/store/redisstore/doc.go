@@ -38,5 +38,7 @@
 // redacted. Dial, read and write timeouts default to two seconds and commands are not
 // retried (a retried Take or Create could report a loss it had in fact won), so an outage
 // surfaces within seconds as an error wrapping store.ErrUnavailable, which the issuer
-// answers with 503.
+// answers with 503. A context that is already done fails a call before it reaches Redis; one
+// that ends while the call waits makes an error wrapping both its own error and
+// store.ErrUnavailable (the command may or may not have run).
 package redisstore

@@ -81,7 +81,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	}
 	ro, err := redis.ParseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("store/redis: %s: %s", shown, scrub(err.Error(), rawURL))
+		return nil, fmt.Errorf("store/redis: open %s: %s", shown, scrub(err.Error(), rawURL))
 	}
 	ro.DialTimeout = orDefault(opts.DialTimeout)
 	ro.ReadTimeout = orDefault(opts.ReadTimeout)
@@ -94,7 +94,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	rdb := redis.NewClient(ro)
 	if err := check(ctx, rdb); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("store/redis: %s: %w", shown, err)
+		return nil, fmt.Errorf("store/redis: open %s: %w", shown, err)
 	}
 	return &Store{rdb: rdb, prefix: prefix}, nil
 }
@@ -205,16 +205,19 @@ func (s *Store) begin(ctx context.Context, op string, b store.Bucket, key string
 	return nil
 }
 
-// fail maps an error from Redis to the store's: redis.Nil is store.ErrNotFound, a done
-// context is itself, anything else is store.ErrUnavailable.
+// fail maps an error from Redis to the store's: redis.Nil is store.ErrNotFound, anything else
+// wraps store.ErrUnavailable. When ctx ended while the call waited for Redis, the error also
+// wraps ctx's error: the command may or may not have run.
 func fail(ctx context.Context, op string, err error) error {
-	switch {
-	case errors.Is(err, redis.Nil):
+	if errors.Is(err, redis.Nil) {
 		return store.ErrNotFound
-	case ctx.Err() != nil && !errors.Is(err, ctx.Err()):
-		return fmt.Errorf("store/redis: %s: %w (%v)", op, ctx.Err(), err)
-	case ctx.Err() != nil:
-		return fmt.Errorf("store/redis: %s: %w", op, err)
+	}
+	cerr := ctx.Err()
+	if d, ok := ctx.Deadline(); ok && cerr == nil && !time.Now().Before(d) {
+		cerr = context.DeadlineExceeded // the socket deadline may fire before ctx's timer
+	}
+	if cerr != nil && !errors.Is(err, cerr) {
+		return fmt.Errorf("%w: redis %s: %w (%v)", store.ErrUnavailable, op, cerr, err)
 	}
 	return unavailable(op, err)
 }

@@ -141,7 +141,8 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// ping reports whether a Redis server at addr answers PING with PONG (and is not loading).
+// ping reports whether a Redis server at addr is up: it answers PING with PONG, or asks for a
+// password (but not "LOADING").
 func ping(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
@@ -153,7 +154,7 @@ func ping(addr string) bool {
 		return false
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
-	return err == nil && strings.HasPrefix(line, "+PONG")
+	return err == nil && (strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH"))
 }
 
 // freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.

@@ -1,0 +1,73 @@
+package redisstore
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// BenchmarkPutTake measures one Put and one Take of a fresh key against a local
+// redis-server without persistence: two scripts, two round trips.
+func BenchmarkPutTake(b *testing.B) {
+	s := open(b, startServer(b).URL(), Options{})
+	ctx := context.Background()
+	v := make([]byte, 200) // about the size of a stored authorization code
+	for i := 0; b.Loop(); i++ {
+		key := strconv.Itoa(i)
+		if err := s.Put(ctx, "codes", key, v, time.Minute); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Take(ctx, "codes", key); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkPutTakeParallel is BenchmarkPutTake from GOMAXPROCS goroutines at once, as
+// concurrent token requests would call it.
+func BenchmarkPutTakeParallel(b *testing.B) {
+	s := open(b, startServer(b).URL(), Options{})
+	ctx := context.Background()
+	v := make([]byte, 200)
+	var next atomic.Int64
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			key := strconv.FormatInt(next.Add(1), 10)
+			if err := s.Put(ctx, "codes", key, v, time.Minute); err != nil {
+				b.Error(err)
+				return
+			}
+			if _, err := s.Take(ctx, "codes", key); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkGet measures a Get from a bucket of 10000 entries.
+func BenchmarkGet(b *testing.B) {
+	const n = 10000
+	srv := startServer(b)
+	s := open(b, srv.URL(), Options{})
+	ctx := context.Background()
+	raw := rawClient(b, srv)
+	_, err := raw.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i := range n {
+			p.Set(ctx, s.entryKey("keys", strconv.Itoa(i)), make([]byte, 200), 0)
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Get(ctx, "keys", strconv.Itoa(i%n)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

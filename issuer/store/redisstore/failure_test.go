@@ -1,0 +1,174 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tollgate-auth/tollgate/issuer/store"
+)
+
+// TestOpenErrors checks that Open fails quickly, says what is wrong, and never shows the
+// password.
+func TestOpenErrors(t *testing.T) {
+	t.Parallel()
+	const secret = "s3cret-Pa55"
+	srv := startServer(t, "--requirepass", "the-right-one")
+	closed := freeAddr(t) // nothing listens there
+	cases := []struct {
+		name, url string
+		want      []string // substrings of the error
+		down      bool     // the error wraps store.ErrUnavailable
+	}{
+		{"Scheme", "http://u:" + secret + "@127.0.0.1:6379/0", []string{"invalid URL scheme", "xxxxx"}, false},
+		{"NotAURL", "redis://u:" + secret + "%zz@127.0.0.1:6379/0", []string{"not a valid URL", "redis://xxxxx@127.0.0.1:6379/0"}, false},
+		{"Database", "redis://u:" + secret + "@127.0.0.1:6379/zero", []string{"invalid database number", "xxxxx"}, false},
+		{"Refused", "redis://u:" + secret + "@" + closed + "/0", []string{"redis://u:xxxxx@" + closed + "/0", "connection refused"}, true},
+		{"WrongPassword", "redis://:" + secret + "@" + srv.Addr + "/0", []string{"redis://:xxxxx@" + srv.Addr, "WRONGPASS"}, true},
+		{"NoPassword", srv.URL(), []string{"NOAUTH"}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			start := time.Now()
+			s, err := Open(t.Context(), c.url, Options{})
+			if err == nil {
+				s.Close()
+				t.Fatal("Open succeeded")
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Errorf("Open took %v to fail", d)
+			}
+			msg := err.Error()
+			if strings.Contains(msg, secret) || strings.Contains(msg, "s3cret") {
+				t.Errorf("error shows the password: %s", msg)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("error %q does not contain %q", msg, w)
+				}
+			}
+			if errors.Is(err, store.ErrUnavailable) != c.down {
+				t.Errorf("errors.Is(%v, ErrUnavailable) = %v, want %v", err, !c.down, c.down)
+			}
+		})
+	}
+	t.Run("RightPassword", func(t *testing.T) {
+		t.Parallel()
+		s := open(t, "redis://:the-right-one@"+srv.Addr+"/3", Options{})
+		if err := s.Put(t.Context(), "b", "k", []byte("v"), 0); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("DialTimeout", func(t *testing.T) {
+		t.Parallel()
+		// 192.0.2.0/24 is TEST-NET-1: never routed, so the dial either hangs or fails at once.
+		start := time.Now()
+		s, err := Open(t.Context(), "redis://192.0.2.1:6379/0", Options{DialTimeout: 300 * time.Millisecond})
+		if err == nil {
+			s.Close()
+			t.Fatal("Open of an unroutable address succeeded")
+		}
+		if d := time.Since(start); d > 2*time.Second || !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("Open failed after %v with %v; want ErrUnavailable within the dial timeout", d, err)
+		}
+	})
+}
+
+// TestRedact checks the redaction of URLs that parse and of URLs that do not.
+func TestRedact(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]string{
+		"redis://127.0.0.1:6379/0":            "redis://127.0.0.1:6379/0",
+		"redis://user:pw@host:1/2":            "redis://user:xxxxx@host:1/2",
+		"rediss://:pw@host":                   "rediss://:xxxxx@host",
+		"redis://user:p%zz@host:1/2":          "redis://xxxxx@host:1/2",
+		"redis://user:p%zz@w@host:1":          "redis://xxxxx@host:1",
+		"redis://user:p%zz/@host":             "redis://user:p%zz/@host", // '/' ends the authority: no password
+		"redis://%zz":                         "redis://%zz",
+		"redis://user:with space@host:1/0":    "redis://xxxxx@host:1/0",
+		"redis://user:p%40ss@host:6379/0?x=1": "redis://user:xxxxx@host:6379/0?x=1",
+	} {
+		if got := redact(in); got != want {
+			t.Errorf("redact(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// TestServerGone checks that a server killed or frozen under a live store gives
+// ErrUnavailable within the timeouts, not a hang, and that the store recovers by itself once
+// a server is back.
+func TestServerGone(t *testing.T) {
+	t.Parallel()
+	opts := Options{DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}
+	for _, c := range []struct {
+		name string
+		stop func(*server)
+	}{
+		{"Killed", (*server).Kill},
+		{"Frozen", func(srv *server) { srv.Signal(syscall.SIGSTOP) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t)
+			s := open(t, srv.URL(), opts)
+			ctx := t.Context()
+			if err := s.Put(ctx, "b", "k", []byte("v"), 0); err != nil {
+				t.Fatal(err)
+			}
+			c.stop(srv)
+			for _, call := range []func(context.Context) error{
+				func(ctx context.Context) error { _, err := s.Get(ctx, "b", "k"); return err },
+				func(ctx context.Context) error { return s.Put(ctx, "b", "k", []byte("w"), 0) },
+				func(ctx context.Context) error { _, err := s.Take(ctx, "b", "k"); return err },
+				func(ctx context.Context) error { _, err := s.Incr(ctx, "b", "n", 0); return err },
+				func(ctx context.Context) error { _, err := s.List(ctx, "b"); return err },
+			} {
+				start := time.Now()
+				err := call(ctx)
+				if d := time.Since(start); d > 2*time.Second || !errors.Is(err, store.ErrUnavailable) {
+					t.Errorf("call with the server down: %v after %v; want ErrUnavailable within 2s", err, d)
+				}
+			}
+			if c.name == "Frozen" {
+				srv.Signal(syscall.SIGCONT)
+			} else {
+				srv.Restart() // no persistence: the server comes back empty
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				err := s.Put(ctx, "b", "k", []byte("back"), 0)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("store did not recover once the server was back: %v", err)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if got, err := s.Get(ctx, "b", "k"); err != nil || string(got) != "back" {
+				t.Errorf("Get after recovery = %q, %v", got, err)
+			}
+		})
+	}
+}
+
+// TestContextDeadline checks that a context deadline shorter than the read timeout bounds a
+// call, and that the error says so as well as that the store is unavailable.
+func TestContextDeadline(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	s := open(t, srv.URL(), Options{})
+	srv.Signal(syscall.SIGSTOP)
+	defer srv.Signal(syscall.SIGCONT)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := s.Get(ctx, "b", "k")
+	if d := time.Since(start); d > time.Second || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, store.ErrUnavailable) {
+		t.Errorf("Get on a frozen server with a 200ms deadline: %v after %v", err, d)
+	}
+}
