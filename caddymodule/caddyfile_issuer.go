@@ -31,6 +31,8 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	oauth_issuer {
 //	    issuer <url>                      # required: the "iss" of every token
 //	    storage bolt [<path>]             # default: a bolt file in Caddy's data directory
+//	    storage redis <url>               # several instances share it: redis[s]://[user:pass@]host[:port][/db];
+//	                                      # it may hold a password, so prefer {env.REDIS_URL}
 //	    access_token_ttl <duration>       # default 10m
 //	    refresh_token_ttl <duration>      # default 720h: absolute lifetime of a refresh family
 //	    refresh_token_idle_ttl <duration> # default 336h: a family unused this long ends
@@ -170,8 +172,13 @@ func parseStorage(d *caddyfile.Dispenser) (*StorageConfig, error) {
 			st.Path = args[1]
 		}
 		return st, nil
+	case "redis":
+		if len(args) != 2 {
+			return nil, d.Err("storage redis: want `storage redis <url>`, such as redis://127.0.0.1:6379/0 or {env.REDIS_URL}")
+		}
+		return &StorageConfig{Backend: "redis", URL: args[1]}, nil
 	}
-	return nil, d.Errf("storage: unknown backend %q (supported: bolt)", args[0])
+	return nil, d.Errf("storage: unknown backend %q (supported: bolt, redis)", args[0])
 }
 
 func parseDuration(d *caddyfile.Dispenser, into *caddy.Duration) error {

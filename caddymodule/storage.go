@@ -1,21 +1,37 @@
 package caddymodule
 
 import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
+	"sync"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/tollgate-auth/tollgate/issuer/store"
 	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
+	"github.com/tollgate-auth/tollgate/issuer/store/redisstore"
 )
 
 // StorageConfig selects the issuer's store.
 type StorageConfig struct {
-	// Backend is "bolt" (default: an embedded file, single node).
+	// Backend is "bolt" (default: an embedded file, single node) or "redis" (several Caddy
+	// instances share one issuer state).
 	Backend string `json:"backend,omitempty"`
 	// Path is the bolt file. Default: tollgate/<hash of the issuer>.db in Caddy's data directory.
 	Path string `json:"path,omitempty"`
+	// URL is the Redis server of the redis backend, required for it:
+	// redis://[user:password@]host[:port][/db], or rediss:// for TLS. It may hold a password,
+	// so prefer a placeholder such as {env.REDIS_URL}, replaced at Provision (a literal URL
+	// shows in the adapted JSON and the admin API); Tollgate never logs it, and its errors
+	// show it with the password redacted. Keys start with tollgate:<hash of the issuer>, so
+	// every instance of one issuer shares them and other issuers on the same Redis do not.
+	URL string `json:"url,omitempty"`
 }
 
 // stores holds open stores across config reloads: a bolt file can be opened only once per
@@ -40,6 +56,9 @@ func openStore(cfg *StorageConfig, defaultName string) (store.Store, string, err
 	}
 	switch backend {
 	case "bolt":
+		if cfg != nil && cfg.URL != "" {
+			return nil, "", fmt.Errorf("storage bolt: url is for the redis backend; bolt takes a path")
+		}
 		if path == "" {
 			path = filepath.Join(caddy.AppDataDir(), "tollgate", defaultName+".db")
 		}
@@ -59,7 +78,55 @@ func openStore(cfg *StorageConfig, defaultName string) (store.Store, string, err
 			return nil, "", fmt.Errorf("storage bolt %s: %w", abs, err)
 		}
 		return v.(pooledStore).Store, key, nil
+	case "redis":
+		if path != "" {
+			return nil, "", fmt.Errorf("storage redis: path is for the bolt backend; redis takes a url")
+		}
+		return openRedis(cfg, defaultName)
 	default:
-		return nil, "", fmt.Errorf("storage backend %q is not supported (supported: bolt)", backend)
+		return nil, "", fmt.Errorf("storage backend %q is not supported (supported: bolt, redis)", backend)
 	}
+}
+
+// redisOpenTimeout bounds the ping at Open; the store's own timeouts bound it too.
+const redisOpenTimeout = 10 * time.Second
+
+// openRedis opens (or reuses) the redis store of cfg for the issuer named defaultName.
+func openRedis(cfg *StorageConfig, defaultName string) (store.Store, string, error) {
+	url := ""
+	if cfg != nil {
+		url = caddy.NewReplacer().ReplaceKnown(cfg.URL, "")
+	}
+	if url == "" {
+		return nil, "", fmt.Errorf("storage redis: no URL (or its placeholders are empty)")
+	}
+	redisLoggerOnce.Do(func() { redis.SetLogger(redisLogger{caddy.Log().Named("tollgate.redis")}) })
+	prefix := redisstore.DefaultKeyPrefix + ":" + defaultName
+	digest := sha256.Sum256([]byte(url)) // keeps the password out of the pool's keys
+	key := "redis:" + prefix + ":" + hex.EncodeToString(digest[:])
+	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), redisOpenTimeout)
+		defer cancel()
+		st, err := redisstore.Open(ctx, url, redisstore.Options{KeyPrefix: prefix})
+		if err != nil {
+			return nil, err
+		}
+		return pooledStore{st}, nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("storage redis: %w", err) // the store's errors redact the URL
+	}
+	return v.(pooledStore).Store, key, nil
+}
+
+// redisLoggerOnce sends go-redis's own messages (a failed dial, say), which it writes to
+// stderr by default, to Caddy's log instead. The logger is process-wide.
+var redisLoggerOnce sync.Once
+
+// redisLogger adapts a zap logger to go-redis's logging interface.
+type redisLogger struct{ log *zap.Logger }
+
+// Printf logs one go-redis message as a warning.
+func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
+	l.log.Warn(fmt.Sprintf(format, v...))
 }
