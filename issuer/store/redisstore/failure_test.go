@@ -11,9 +11,9 @@ import (
 	"github.com/tollgate-auth/tollgate/issuer/store"
 )
 
-// TestOpenErrors checks that Open fails quickly, says what is wrong, and never shows the
+// TestRedisOpenErrors checks that Open fails quickly, says what is wrong, and never shows the
 // password.
-func TestOpenErrors(t *testing.T) {
+func TestRedisOpenErrors(t *testing.T) {
 	t.Parallel()
 	const secret = "s3cret-Pa55"
 	srv := startServer(t, "--requirepass", "the-right-one")
@@ -78,8 +78,8 @@ func TestOpenErrors(t *testing.T) {
 	})
 }
 
-// TestRedact checks the redaction of URLs that parse and of URLs that do not.
-func TestRedact(t *testing.T) {
+// TestRedisURLRedact checks the redaction of URLs that parse and of URLs that do not.
+func TestRedisURLRedact(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
 		"redis://127.0.0.1:6379/0":            "redis://127.0.0.1:6379/0",
@@ -98,10 +98,10 @@ func TestRedact(t *testing.T) {
 	}
 }
 
-// TestServerGone checks that a server killed or frozen under a live store gives
+// TestRedisServerGone checks that a server killed or frozen under a live store gives
 // ErrUnavailable within the timeouts, not a hang, and that the store recovers by itself once
 // a server is back.
-func TestServerGone(t *testing.T) {
+func TestRedisServerGone(t *testing.T) {
 	t.Parallel()
 	opts := Options{DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}
 	for _, c := range []struct {
@@ -156,9 +156,9 @@ func TestServerGone(t *testing.T) {
 	}
 }
 
-// TestContextDeadline checks that a context deadline shorter than the read timeout bounds a
+// TestRedisContextDeadline checks that a context deadline shorter than the read timeout bounds a
 // call, and that the error says so as well as that the store is unavailable.
-func TestContextDeadline(t *testing.T) {
+func TestRedisContextDeadline(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
 	s := open(t, srv.URL(), Options{})

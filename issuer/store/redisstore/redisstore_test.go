@@ -31,9 +31,9 @@ func rawClient(t testing.TB, srv *server) *redis.Client {
 	return c
 }
 
-// TestContract runs the contract suite with every subtest's store on one server, as the
+// TestRedisContract runs the contract suite with every subtest's store on one server, as the
 // stores of a cluster share one database.
-func TestContract(t *testing.T) {
+func TestRedisContract(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
@@ -45,9 +45,9 @@ func TestContract(t *testing.T) {
 	})
 }
 
-// TestPersistence runs the persistence suite on a server with an append-only file, killed
+// TestRedisPersistence runs the persistence suite on a server with an append-only file, killed
 // and started again between the suite's stores, so the data comes back from the disk.
-func TestPersistence(t *testing.T) {
+func TestRedisPersistence(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t, "--appendonly", "yes", "--appendfsync", "always")
 	started := false
@@ -64,8 +64,8 @@ func TestPersistence(t *testing.T) {
 	})
 }
 
-// TestKeyLayout checks the documented key layout and that prefixes keep issuers apart.
-func TestKeyLayout(t *testing.T) {
+// TestRedisKeyLayout checks the documented key layout and that prefixes keep issuers apart.
+func TestRedisKeyLayout(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
 	ctx := t.Context()
@@ -105,9 +105,9 @@ func TestKeyLayout(t *testing.T) {
 	}
 }
 
-// TestBadInput checks that caller mistakes give plain errors, not ErrUnavailable, and that
+// TestRedisBadInput checks that caller mistakes give plain errors, not ErrUnavailable, and that
 // Incr leaves a value that is not a counter alone.
-func TestBadInput(t *testing.T) {
+func TestRedisBadInput(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
 	s := open(t, srv.URL(), Options{})
@@ -144,9 +144,9 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
-// TestIndexForgetsExpired checks that the index of a bucket of short-lived entries that is
+// TestRedisIndexForgetsExpired checks that the index of a bucket of short-lived entries that is
 // never listed does not grow: writes drop members that expired over a second ago.
-func TestIndexForgetsExpired(t *testing.T) {
+func TestRedisIndexForgetsExpired(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
 	s := open(t, srv.URL(), Options{})
