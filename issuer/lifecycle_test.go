@@ -192,12 +192,12 @@ func TestRefreshGraceExpiresAndLifetimes(t *testing.T) {
 	t.Run("absolute and idle lifetimes", func(t *testing.T) {
 		f := newFlowServer(t, lifecycleClients, func(c *Config) {
 			c.RefreshTokenTTL = 4 * time.Second // stored in Unix seconds: ends up to 1 s early
-			c.RefreshTokenIdleTTL = time.Second
+			c.RefreshTokenIdleTTL = 1500 * time.Millisecond
 		})
 		idle := f.passwordToken(t, "cli", "cli-secret", "read", "offline_access")
 		active := f.passwordToken(t, "cli", "cli-secret", "read", "offline_access").RefreshToken
 		for i := 0; i < 4; i++ { // keep one family busy, let the other idle
-			time.Sleep(700 * time.Millisecond)
+			time.Sleep(600 * time.Millisecond)
 			status, body := f.refresh(t, "cli", "cli-secret", active)
 			if status != 200 {
 				t.Fatalf("busy family ended early at step %d: %v", i, body)
