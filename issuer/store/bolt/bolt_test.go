@@ -3,12 +3,10 @@ package bolt
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -110,52 +108,6 @@ func TestOpenLocked(t *testing.T) {
 	third.Close()
 }
 
-// TestCloseWhileBusy closes a store under concurrent use: calls in flight finish or fail with
-// ErrUnavailable, none panics, and every later call fails with ErrUnavailable.
-func TestCloseWhileBusy(t *testing.T) {
-	t.Parallel()
-	s := open(t, Options{SweepInterval: time.Millisecond})
-	ctx := t.Context()
-	const b = store.Bucket("busy")
-	var wg sync.WaitGroup
-	errs := make([]error, 8)
-	for g := range errs {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				key := fmt.Sprintf("%d-%d", g, i)
-				var err error
-				switch i % 4 {
-				case 0:
-					err = s.Put(ctx, b, key, []byte("v"), time.Millisecond)
-				case 1:
-					_, err = s.Incr(ctx, b, "n", 0)
-				case 2:
-					_, err = s.Take(ctx, b, fmt.Sprintf("%d-%d", g, i-2))
-				case 3:
-					_, err = s.List(ctx, b)
-				}
-				if err != nil && !errors.Is(err, store.ErrNotFound) {
-					errs[g] = err
-					return
-				}
-			}
-		})
-	}
-	time.Sleep(50 * time.Millisecond)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	for g, err := range errs {
-		if !errors.Is(err, store.ErrUnavailable) {
-			t.Errorf("goroutine %d stopped with %v, want ErrUnavailable", g, err)
-		}
-	}
-	if _, err := s.Get(ctx, b, "n"); !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "closed") {
-		t.Errorf("Get after Close: %v", err)
-	}
-}
-
 // TestBadInput checks that caller mistakes and a damaged file give errors, not panics, and
 // that only the damaged file counts as unavailable.
 func TestBadInput(t *testing.T) {
@@ -244,22 +196,8 @@ func rawCount(t testing.TB, s *Store, b store.Bucket) int {
 	return n
 }
 
-// BenchmarkPutTake measures one Put and one Take of a fresh key: two write transactions, two
-// fsyncs.
-func BenchmarkPutTake(b *testing.B) {
-	s := open(b, Options{})
-	ctx := context.Background()
-	v := make([]byte, 200) // about the size of a stored authorization code
-	for i := 0; b.Loop(); i++ {
-		key := strconv.Itoa(i)
-		if err := s.Put(ctx, "codes", key, v, time.Minute); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := s.Take(ctx, "codes", key); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
+// BenchmarkPutTake: two write transactions, two fsyncs.
+func BenchmarkPutTake(b *testing.B) { storetest.BenchmarkPutTake(b, open(b, Options{})) }
 
 // BenchmarkGet measures a Get from a bucket of 10000 entries.
 func BenchmarkGet(b *testing.B) {

@@ -1,6 +1,8 @@
 package redisstore
 
 import (
+	"github.com/tollgate-auth/tollgate/issuer/store/storetest"
+
 	"context"
 	"strconv"
 	"sync/atomic"
@@ -10,21 +12,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// BenchmarkPutTake measures one Put and one Take of a fresh key against a local
-// redis-server without persistence: two scripts, two round trips.
+// BenchmarkPutTake against a local redis-server without persistence: two scripts, two round
+// trips.
 func BenchmarkPutTake(b *testing.B) {
-	s := open(b, startServer(b).URL(), Options{})
-	ctx := context.Background()
-	v := make([]byte, 200) // about the size of a stored authorization code
-	for i := 0; b.Loop(); i++ {
-		key := strconv.Itoa(i)
-		if err := s.Put(ctx, "codes", key, v, time.Minute); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := s.Take(ctx, "codes", key); err != nil {
-			b.Fatal(err)
-		}
-	}
+	storetest.BenchmarkPutTake(b, open(b, startServer(b).URL(), Options{}))
 }
 
 // BenchmarkPutTakeParallel is BenchmarkPutTake from GOMAXPROCS goroutines at once, as

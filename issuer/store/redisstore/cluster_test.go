@@ -3,7 +3,6 @@ package redisstore
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -101,51 +100,4 @@ func TestRedisTakeRaceAcrossStores(t *testing.T) {
 		wins[winner%2]++
 	}
 	t.Logf("wins per store: %v", wins)
-}
-
-// TestRedisCloseWhileBusy closes a store under concurrent use: calls in flight finish or
-// fail with ErrUnavailable, none panics or hangs, and every later call fails with
-// ErrUnavailable.
-func TestRedisCloseWhileBusy(t *testing.T) {
-	t.Parallel()
-	srv := startServer(t)
-	s := open(t, srv.URL(), Options{})
-	ctx := t.Context()
-	errs := make([]error, 8)
-	var wg sync.WaitGroup
-	for g := range errs {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				key := fmt.Sprintf("%d-%d", g, i)
-				var err error
-				switch i % 4 {
-				case 0:
-					err = s.Put(ctx, "busy", key, []byte("v"), time.Minute)
-				case 1:
-					_, err = s.Incr(ctx, "busy", "n", 0)
-				case 2:
-					_, err = s.Take(ctx, "busy", fmt.Sprintf("%d-%d", g, i-2))
-				case 3:
-					_, err = s.List(ctx, "busy")
-				}
-				if err != nil && !errors.Is(err, store.ErrNotFound) {
-					errs[g] = err
-					return
-				}
-			}
-		})
-	}
-	time.Sleep(50 * time.Millisecond)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
-	for g, err := range errs {
-		if !errors.Is(err, store.ErrUnavailable) {
-			t.Errorf("goroutine %d stopped with %v, want ErrUnavailable", g, err)
-		}
-	}
-	if _, err := s.Get(ctx, "busy", "n"); !errors.Is(err, store.ErrUnavailable) || !strings.Contains(err.Error(), "closed") {
-		t.Errorf("Get after Close: %v", err)
-	}
 }

@@ -24,6 +24,7 @@ var basicTests = []test{
 	{"ValuesAreCopied", testCopies},
 	{"CanceledContext", testCanceled},
 	{"Closed", testClosed},
+	{"CloseWhileBusy", testCloseWhileBusy},
 }
 
 func testGetMissing(t *testing.T, s store.Store) {
