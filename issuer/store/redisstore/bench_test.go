@@ -1,8 +1,6 @@
 package redisstore
 
 import (
-	"github.com/tollgate-auth/tollgate/issuer/store/storetest"
-
 	"context"
 	"strconv"
 	"sync/atomic"
@@ -10,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/tollgate-auth/tollgate/issuer/store/storetest"
 )
 
 // BenchmarkPutTake against a local redis-server without persistence: two scripts, two round
