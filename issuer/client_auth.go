@@ -57,6 +57,9 @@ func (s *Server) authenticateBasic(r *http.Request, f form) (*client, *Error) {
 		dummy.checkSecret(secret)
 		return nil, errInvalidClient(true)
 	}
+	if c.public() && secret == "" {
+		return c, nil // a public client naming itself in Basic with an empty password, as many libraries do
+	}
 	if !c.checkSecret(secret) {
 		return nil, errInvalidClient(true)
 	}

@@ -92,6 +92,8 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{"basic id mismatch", tokenRequestOf("grant_type=client_credentials&client_id=spa", basic("svc", "s3cret")), 400, "invalid_request", false},
 		{"public client with secret", tokenRequestOf("grant_type=client_credentials&client_id=spa&client_secret=x"), 401, "invalid_client", false},
 		{"public client cc", tokenRequestOf("grant_type=client_credentials&client_id=spa"), 400, "unauthorized_client", false},
+		{"public client in Basic with empty password", tokenRequestOf("grant_type=client_credentials", basic("spa", "")), 400, "unauthorized_client", false},
+		{"public client in Basic with a password", tokenRequestOf("grant_type=client_credentials", basic("spa", "guess")), 401, "invalid_client", true},
 		{"unknown grant", tokenRequestOf("grant_type=magic", basic("svc", "s3cret")), 400, "unsupported_grant_type", false},
 		{"grant not allowed", tokenRequestOf("grant_type=authorization_code&code=x", basic("svc", "s3cret")), 400, "unauthorized_client", false},
 		{"scope not allowed", tokenRequestOf("grant_type=client_credentials&scope=admin", basic("svc", "s3cret")), 400, "invalid_scope", false},
