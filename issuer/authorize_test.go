@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
@@ -254,5 +255,30 @@ func TestConcurrentCodeRedemptionHasOneWinner(t *testing.T) {
 		if wins != 1 {
 			t.Fatalf("round %d: %d redemptions succeeded, want exactly 1", round, wins)
 		}
+	}
+}
+
+// TestMaxAgeAndLoginHint: max_age asks for the password again once the sign-in is older
+// than it; login_hint prefills the user name.
+func TestMaxAgeAndLoginHint(t *testing.T) {
+	f := newFlowServer(t)
+	b := newBrowser(t)
+	params := url.Values{"client_id": {"first"}, "redirect_uri": {"https://first.test/cb"}, "response_type": {"code"}, "scope": {"openid"}}
+	resp, _ := f.authorize(b, params, "allow")
+	if got := callback(t, resp, "https://first.test/cb"); got.Get("code") == "" {
+		t.Fatalf("sign-in: %v", got)
+	}
+	resp, _ = b.get(f.url + PathAuthorize + "?" + cloneWith(params, "max_age", "60").Encode())
+	if got := callback(t, resp, "https://first.test/cb"); got.Get("code") == "" {
+		t.Fatalf("max_age=60 right after signing in must not ask again: %v", got)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	resp, _ = b.get(f.url + PathAuthorize + "?" + cloneWith(params, "max_age", "0", "login_hint", "alice").Encode())
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, PathLogin) {
+		t.Fatalf("max_age=0 a second after signing in: want the login page, got %q", loc)
+	}
+	if _, page := b.get(f.url + loc); !strings.Contains(page, `name="username" type="text" value="alice"`) {
+		t.Fatal("login_hint does not prefill the user name")
 	}
 }
