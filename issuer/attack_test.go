@@ -335,3 +335,52 @@ func TestHugeUsername(t *testing.T) {
 		t.Fatalf("huge user name: %d", resp.StatusCode)
 	}
 }
+
+// TestPageFormsNeedCSRF posts the consent and logout forms without their CSRF token: the
+// consent is neither given nor denied, the user stays signed in.
+func TestPageFormsNeedCSRF(t *testing.T) {
+	f := newFlowServer(t)
+	b := newBrowser(t)
+	params := url.Values{"client_id": {"web"}, "redirect_uri": {"https://app.test/cb"}, "response_type": {"code"}, "scope": {"openid"}}
+	f.webCode(t, b, "") // signed in, consent for openid read given
+	resp, _ := b.get(f.url + PathAuthorize + "?" + cloneWith(params, "prompt", "consent").Encode())
+	consentURL := f.url + resp.Header.Get("Location")
+	_, page := b.get(consentURL)
+	form := hiddenFields(page)
+	form.Del("csrf_token")
+	form.Set("decision", "allow")
+	if resp, _ := b.post(f.url+PathConsent, form); resp.StatusCode != 403 {
+		t.Fatalf("consent without CSRF: %d", resp.StatusCode)
+	}
+	if resp, _ := b.post(f.url+PathEndSession, url.Values{"decision": {"logout"}}); resp.StatusCode != 200 {
+		t.Fatalf("logout without CSRF: %d", resp.StatusCode)
+	}
+	resp, _ = b.get(f.url + PathAuthorize + "?" + cloneWith(params, "prompt", "none", "scope", "openid read").Encode())
+	if got := callback(t, resp, "https://app.test/cb"); got.Get("code") == "" {
+		t.Fatalf("a POST without CSRF signed the user out: %v", got)
+	}
+}
+
+// TestUserinfoAndRevocationRefusals: userinfo needs the openid scope; a forged token sent
+// for revocation revokes nothing.
+func TestUserinfoAndRevocationRefusals(t *testing.T) {
+	f := newFlowServer(t, lifecycleClients)
+	tok := f.passwordToken(t, "cli", "cli-secret", "read")
+	req, _ := http.NewRequest("GET", f.url+PathUserinfo, nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
+		t.Fatalf("userinfo without openid: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	}
+	forged := tamper(t, tok.AccessToken)
+	if status, _ := f.tokenCall(t, PathRevoke, "cli", "cli-secret", url.Values{"token": {forged}}); status != 200 {
+		t.Fatalf("revoking a forged token: %d", status)
+	}
+	if f.Revoked(f.jtiUnverified(t, forged)) {
+		t.Fatal("a forged token put its jti on the deny-list")
+	}
+}
