@@ -25,6 +25,7 @@ var basicTests = []test{
 	{"CanceledContext", testCanceled},
 	{"Closed", testClosed},
 	{"CloseWhileBusy", testCloseWhileBusy},
+	{"CallerMistakes", testCallerMistakes},
 }
 
 func testGetMissing(t *testing.T, s store.Store) {
