@@ -153,5 +153,3 @@ func TestRedisIndexForgetsExpired(t *testing.T) {
 		t.Errorf("List = %q, %v; want forever and late", m, err)
 	}
 }
-
-func second[T any](_ T, err error) error { return err }
