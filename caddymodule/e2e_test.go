@@ -93,20 +93,7 @@ http://127.0.0.1:%[2]s {
 // call sends a request to the protected API with an optional bearer token.
 func (s *e2eSetup) call(t *testing.T, method, path, token string, hdr ...string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, s.api+path, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
+	return bearerRequest(t, method, s.api+path, token, hdr...)
 }
 
 func TestEndToEndClientCredentials(t *testing.T) {

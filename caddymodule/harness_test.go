@@ -3,8 +3,11 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,9 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/tollgate-auth/tollgate/issuer"
+	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
 )
 
 // freePort returns a free TCP port on 127.0.0.1.
@@ -106,4 +112,56 @@ func stopCaddy(t testing.TB) {
 	if err := caddy.Stop(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// issuerWithToken starts an issuer (no HTTP server) with client svc (client_credentials, scope
+// read, audience api) and returns it with one of its access tokens.
+func issuerWithToken(t testing.TB) (*issuer.Server, string) {
+	t.Helper()
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	srv, err := issuer.New(context.Background(), issuer.Config{
+		Issuer: "https://auth.test",
+		Clients: []issuer.Client{{ID: "svc", Secret: "s", Grants: []string{"client_credentials"},
+			Scopes: []string{"read"}, Audience: []string{"api"}}},
+	}, issuer.Deps{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	w := httptest.NewRecorder()
+	req := httptest.NewRequest("POST", "https://auth.test/oauth2/token", strings.NewReader("grant_type=client_credentials"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("svc", "s")
+	srv.ServeHTTP(w, req)
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &tok); err != nil || tok.AccessToken == "" {
+		t.Fatalf("no token: %s", w.Body)
+	}
+	return srv, tok.AccessToken
+}
+
+// bearerRequest sends method url with a bearer token (when not empty) and header name/value
+// pairs, added as given (even a non-canonical X_Underscore), and returns the response and body.
+func bearerRequest(t testing.TB, method, url, token string, hdr ...string) (*http.Response, string) {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header[hdr[i]] = append(req.Header[hdr[i]], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
 }

@@ -1,11 +1,7 @@
 package caddymodule
 
 import (
-	"context"
-	"encoding/json"
 	"net/http/httptest"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -13,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/tollgate-auth/tollgate/issuer"
-	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
 )
 
 // revokingIssuer is the local issuer with the deny-list method the protector looks for.
@@ -32,30 +27,7 @@ func (r *revokingIssuer) Revoked(jti string) bool {
 // TestLocalRevocationPassThrough: once the in-process issuer can say a jti is revoked, the
 // protector refuses the token, also when it is cached.
 func TestLocalRevocationPassThrough(t *testing.T) {
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), bolt.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	srv, err := issuer.New(context.Background(), issuer.Config{
-		Issuer: "https://auth.test",
-		Clients: []issuer.Client{{ID: "svc", Secret: "s", Grants: []string{"client_credentials"},
-			Scopes: []string{"read"}, Audience: []string{"api"}}},
-	}, issuer.Deps{Store: st})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := httptest.NewRecorder()
-	req := httptest.NewRequest("POST", "https://auth.test/oauth2/token", strings.NewReader("grant_type=client_credentials"))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("svc", "s")
-	srv.ServeHTTP(w, req)
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if err := json.Unmarshal(w.Body.Bytes(), &tok); err != nil || tok.AccessToken == "" {
-		t.Fatalf("no token: %s", w.Body)
-	}
+	srv, accessToken := issuerWithToken(t)
 
 	p := &ProtectHandler{Issuer: "https://auth.test", Audience: []string{"api"}, log: zap.NewNop()}
 	if err := p.compile(); err != nil {
@@ -65,7 +37,7 @@ func TestLocalRevocationPassThrough(t *testing.T) {
 	p.keys.bind(ri)
 	authorize := func() int {
 		r := httptest.NewRequest("GET", "https://api.test/x", nil)
-		r.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		r.Header.Set("Authorization", "Bearer "+accessToken)
 		if _, d := p.gate.Authorize(r); d != nil {
 			return d.Status
 		}
@@ -74,7 +46,7 @@ func TestLocalRevocationPassThrough(t *testing.T) {
 	if got := authorize(); got != 200 {
 		t.Fatalf("before revocation: %d", got)
 	}
-	parsed, _, err := jwt.NewParser().ParseUnverified(tok.AccessToken, &jwt.RegisteredClaims{})
+	parsed, _, err := jwt.NewParser().ParseUnverified(accessToken, &jwt.RegisteredClaims{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package caddymodule
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -49,20 +48,7 @@ http://127.0.0.1:%s {
 // do sends method path with a bearer token (if any) and header pairs.
 func (s *protectSetup) do(t *testing.T, method, path, token string, hdr ...string) (*http.Response, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, s.api+path, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header[hdr[i]] = append(req.Header[hdr[i]], hdr[i+1]) // as given, even X_Underscore
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, string(body)
+	return bearerRequest(t, method, s.api+path, token, hdr...)
 }
 
 // expect sends a request and checks its status; on 200 it returns what the upstream saw.
