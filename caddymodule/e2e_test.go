@@ -5,7 +5,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tollgate-auth/tollgate/internal/jwttest"
 )
 
 // e2eSetup is one running Caddy with an issuer, a protected API and a test upstream.
@@ -115,7 +116,7 @@ func TestEndToEndClientCredentials(t *testing.T) {
 		{"read-only token GET", "GET", "/v1/things", readOnly, 200, ""},
 		{"missing token", "GET", "/v1/things", "", 401, realm + `, resource_metadata="` + s.api + `/.well-known/oauth-protected-resource"`},
 		{"read-only token POST", "POST", "/v1/things", readOnly, 403, realm + `, error="insufficient_scope", scope="read write"*`},
-		{"tampered payload", "GET", "/v1/things", tamper(t, full), 401, invalid + "*"},
+		{"tampered payload", "GET", "/v1/things", jwttest.Tamper(t, full), 401, invalid + "*"},
 		{"alg none", "GET", "/v1/things", algNone(t, full), 401, invalid + "*"},
 		{"forged with another key and the real kid", "GET", "/v1/things", forge(t, full), 401, invalid + "*"},
 		{"wrong audience", "GET", "/v1/things", otherAudience, 401, invalid + "*"},
@@ -209,21 +210,6 @@ func get(t *testing.T, url string) string {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return string(b)
-}
-
-// tamper widens the token's scope without re-signing.
-func tamper(t *testing.T, tok string) string {
-	parts := strings.Split(tok, ".")
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var claims map[string]any
-	_ = json.Unmarshal(payload, &claims)
-	claims["scope"] = "read write admin"
-	b, _ := json.Marshal(claims)
-	parts[1] = base64.RawURLEncoding.EncodeToString(b)
-	return strings.Join(parts, ".")
 }
 
 // algNone rewrites the header to alg "none" and drops the signature.

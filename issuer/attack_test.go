@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tollgate-auth/tollgate/internal/jwttest"
 )
 
 // TestAuthorizeRefusals tries the attacks of RFC 9700 against the authorization endpoint. A
@@ -286,21 +288,6 @@ func (f *flowServer) jtiUnverified(t *testing.T, at string) string {
 	return c.JTI
 }
 
-// tamper widens a token's scope without re-signing it.
-func tamper(t *testing.T, tok string) string {
-	parts := strings.Split(tok, ".")
-	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var claims map[string]any
-	_ = json.Unmarshal(payload, &claims)
-	claims["scope"] = "read write admin"
-	b, _ := json.Marshal(claims)
-	parts[1] = base64.RawURLEncoding.EncodeToString(b)
-	return strings.Join(parts, ".")
-}
-
 // TestNativeAppRedirects: a private-use scheme redirect works for the query response, but
 // form_post (which needs a web origin) is refused back to the app.
 func TestNativeAppRedirects(t *testing.T) {
@@ -376,7 +363,7 @@ func TestUserinfoAndRevocationRefusals(t *testing.T) {
 	if resp.StatusCode != 403 || !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`) {
 		t.Fatalf("userinfo without openid: %d %q", resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
 	}
-	forged := tamper(t, tok.AccessToken)
+	forged := jwttest.Tamper(t, tok.AccessToken)
 	if status, _ := f.tokenCall(t, PathRevoke, "cli", "cli-secret", url.Values{"token": {forged}}); status != 200 {
 		t.Fatalf("revoking a forged token: %d", status)
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"github.com/tollgate-auth/tollgate/internal/jwttest"
 )
 
 // lifecycleClients adds the clients the token-lifecycle tests use.
@@ -261,7 +263,7 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 		{"another client's refresh token", "other", "other-secret", tok.RefreshToken, false, ""},
 		{"resource server sees any token", "rs", "rs-secret", tok.AccessToken, true, "Bearer"},
 		{"garbage", "cli", "cli-secret", "not-a-token", false, ""},
-		{"forged JWT", "cli", "cli-secret", tamper(t, tok.AccessToken), false, ""},
+		{"forged JWT", "cli", "cli-secret", jwttest.Tamper(t, tok.AccessToken), false, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
