@@ -3,10 +3,8 @@ package issuer
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 
-	"github.com/tollgate-auth/tollgate/issuer/store"
 	"github.com/tollgate-auth/tollgate/issuer/ui"
 )
 
@@ -79,17 +77,13 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 
 // consents returns every client user has allowed, with the scopes allowed.
 func (s *Server) consents(ctx context.Context, user string) (map[string][]string, error) {
-	raw, err := s.store.Get(ctx, bucketConsents, hashKey(user))
-	if errors.Is(err, store.ErrNotFound) {
+	m, err := getJSON[map[string][]string](ctx, s.store, bucketConsents, hashKey(user))
+	if err != nil {
+		return nil, err
+	} else if m == nil || *m == nil {
 		return map[string][]string{}, nil
-	} else if err != nil {
-		return nil, err
 	}
-	m := map[string][]string{}
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return *m, nil
 }
 
 // consentedScopes returns the scopes user has allowed client to have.

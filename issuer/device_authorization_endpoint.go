@@ -122,15 +122,5 @@ func (s *Server) deviceRetention(rec *deviceRecord) time.Duration {
 
 // loadDevice returns the record of a device code by its key, or nil when there is none.
 func (s *Server) loadDevice(ctx context.Context, key string) (*deviceRecord, error) {
-	raw, err := s.store.Get(ctx, bucketDeviceCodes, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	var rec deviceRecord
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return nil, err
-	}
-	return &rec, nil
+	return getJSON[deviceRecord](ctx, s.store, bucketDeviceCodes, key)
 }

@@ -5,10 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"encoding/json"
-	"errors"
-
-	"github.com/tollgate-auth/tollgate/issuer/store"
 )
 
 // bucketRedeemedCodes remembers redeemed codes (by hash) and what they issued, so a replay
@@ -27,18 +23,14 @@ func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*toke
 		return nil, errInvalidRequest("code is required")
 	}
 	key := hashKey(code)
-	raw, err := s.store.Get(ctx, bucketCodes, key)
-	if errors.Is(err, store.ErrNotFound) {
+	rec, err := getJSON[codeRecord](ctx, s.store, bucketCodes, key)
+	if err != nil {
+		return nil, errServer(err)
+	} else if rec == nil {
 		if e := s.revokeRedeemed(ctx, bucketRedeemedCodes, key); e != nil {
 			return nil, e
 		}
 		return nil, errInvalidGrant("the code is invalid, expired or already used")
-	} else if err != nil {
-		return nil, errServer(err)
-	}
-	var rec codeRecord
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return nil, errServer(err)
 	}
 	// Checks that do not burn the code: someone holding only the code cannot spend it.
 	if rec.ClientID != req.client.ID {

@@ -98,15 +98,5 @@ func (s *Server) pollPending(ctx context.Context, key string, rec *deviceRecord)
 
 // loadDeviceDecision returns the user's decision on a device code, or nil while there is none.
 func (s *Server) loadDeviceDecision(ctx context.Context, key string) (*deviceDecision, error) {
-	raw, err := s.store.Get(ctx, bucketDeviceDecisions, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	var d deviceDecision
-	if err := json.Unmarshal(raw, &d); err != nil {
-		return nil, err
-	}
-	return &d, nil
+	return getJSON[deviceDecision](ctx, s.store, bucketDeviceDecisions, key)
 }

@@ -24,15 +24,11 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 		return nil, errInvalidRequest("refresh_token is required")
 	}
 	key := hashKey(presented)
-	raw, err := s.store.Get(ctx, bucketRefreshTokens, key)
-	if errors.Is(err, store.ErrNotFound) {
+	rec, err := getJSON[refreshRecord](ctx, s.store, bucketRefreshTokens, key)
+	if err != nil {
+		return nil, errServer(err)
+	} else if rec == nil {
 		return s.refreshReused(ctx, req, key, presented)
-	} else if err != nil {
-		return nil, errServer(err)
-	}
-	var rec refreshRecord
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return nil, errServer(err)
 	}
 	if rec.ClientID != req.client.ID {
 		return nil, errInvalidGrant("the refresh token was issued to another client")
@@ -69,21 +65,17 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 
 // refreshReused handles a token that is no longer live: unknown, or rotated already.
 func (s *Server) refreshReused(ctx context.Context, req *tokenRequest, key, presented string) (*tokenResponse, *Error) {
-	raw, err := s.store.Get(ctx, bucketRotatedRefresh, key)
-	if errors.Is(err, store.ErrNotFound) {
+	rot, err := getJSON[rotation](ctx, s.store, bucketRotatedRefresh, key)
+	if err != nil {
+		return nil, errServer(err)
+	} else if rot == nil {
 		return nil, errInvalidGrant("the refresh token is invalid, expired or revoked")
-	} else if err != nil {
-		return nil, errServer(err)
-	}
-	var rot rotation
-	if err := json.Unmarshal(raw, &rot); err != nil {
-		return nil, errServer(err)
 	}
 	if rot.ClientID != req.client.ID {
 		return nil, errInvalidGrant("the refresh token was issued to another client")
 	}
 	if grace := s.cfg.RefreshReuseGrace; grace > 0 && time.Since(time.Unix(rot.At, 0)) <= grace {
-		if resp, ok, e := s.refreshRetry(ctx, req, rot, presented); e != nil || ok {
+		if resp, ok, e := s.refreshRetry(ctx, req, *rot, presented); e != nil || ok {
 			return resp, e
 		}
 	}

@@ -2,13 +2,9 @@ package issuer
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"strings"
 	"time"
-
-	"github.com/tollgate-auth/tollgate/issuer/store"
 )
 
 // PathIntrospect is the token introspection endpoint (RFC 7662).
@@ -89,15 +85,9 @@ func (s *Server) introspect(ctx context.Context, caller *client, token, hint str
 		}
 		return out, nil
 	}
-	raw, err := s.store.Get(ctx, bucketRefreshTokens, hashKey(token))
-	if errors.Is(err, store.ErrNotFound) {
-		return inactive, nil
-	} else if err != nil {
-		return nil, err
-	}
-	var rec refreshRecord
-	if err := json.Unmarshal(raw, &rec); err != nil {
-		return nil, err
+	rec, err := getJSON[refreshRecord](ctx, s.store, bucketRefreshTokens, hashKey(token))
+	if rec == nil || err != nil {
+		return inactive, err
 	}
 	if rec.ClientID != caller.ID && !caller.ResourceServer {
 		return inactive, nil

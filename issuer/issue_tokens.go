@@ -84,15 +84,11 @@ func (s *Server) redeemOnce(ctx context.Context, b store.Bucket, key string, ttl
 // revokeRedeemed revokes what a redeemed credential issued, if it was redeemed: its access
 // token and its refresh family.
 func (s *Server) revokeRedeemed(ctx context.Context, b store.Bucket, key string) *Error {
-	raw, err := s.store.Get(ctx, b, key)
-	if errors.Is(err, store.ErrNotFound) {
+	red, err := getJSON[redemption](ctx, s.store, b, key)
+	if err != nil {
+		return errServer(err)
+	} else if red == nil {
 		return nil
-	} else if err != nil {
-		return errServer(err)
-	}
-	var red redemption
-	if err := json.Unmarshal(raw, &red); err != nil {
-		return errServer(err)
 	}
 	s.log.Warn("single-use code redeemed twice; revoking the tokens it issued", zap.String("kind", string(b)))
 	if err := s.revokeAccessToken(ctx, red.JTI, unixTime(red.ExpiresAt)); err != nil {

@@ -106,14 +106,8 @@ func (s *Server) putRefreshToken(ctx context.Context, token, familyID string, f 
 // loadFamily returns a live family, or nil when it is unknown, expired or revoked (also
 // through consent withdrawal or sign-out everywhere).
 func (s *Server) loadFamily(ctx context.Context, id string) (*family, error) {
-	raw, err := s.store.Get(ctx, bucketFamilies, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	var f family
-	if err := json.Unmarshal(raw, &f); err != nil {
+	f, err := getJSON[family](ctx, s.store, bucketFamilies, id)
+	if f == nil || err != nil {
 		return nil, err
 	}
 	if f.Revoked || time.Now().Unix() >= f.Expires {
@@ -128,23 +122,17 @@ func (s *Server) loadFamily(ctx context.Context, id string) (*family, error) {
 			return nil, nil
 		}
 	}
-	return &f, nil
+	return f, nil
 }
 
 // revokeFamily marks a family revoked and puts every access token it issued on the deny-list.
 func (s *Server) revokeFamily(ctx context.Context, id string) error {
-	raw, err := s.store.Get(ctx, bucketFamilies, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil
-	} else if err != nil {
-		return err
-	}
-	var f family
-	if err := json.Unmarshal(raw, &f); err != nil {
+	f, err := getJSON[family](ctx, s.store, bucketFamilies, id)
+	if f == nil || err != nil {
 		return err
 	}
 	f.Revoked = true
-	if err := s.putFamily(ctx, id, &f); err != nil && time.Now().Unix() < f.Expires {
+	if err := s.putFamily(ctx, id, f); err != nil && time.Now().Unix() < f.Expires {
 		return err
 	}
 	for _, at := range f.Tokens {
@@ -158,15 +146,11 @@ func (s *Server) revokeFamily(ctx context.Context, id string) error {
 // revokedBefore returns the time (Unix nanoseconds) before which sessions and refresh
 // families of key (a user, or a user and client) are revoked; zero when never.
 func (s *Server) revokedBefore(ctx context.Context, key string) (int64, error) {
-	raw, err := s.store.Get(ctx, bucketRevokedBefore, hashKey(key))
-	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil
-	} else if err != nil {
+	t, err := getJSON[int64](ctx, s.store, bucketRevokedBefore, hashKey(key))
+	if t == nil || err != nil {
 		return 0, err
 	}
-	var t int64
-	err = json.Unmarshal(raw, &t)
-	return t, err
+	return *t, nil
 }
 
 // revokeFamiliesOf revokes every refresh family created until now of user and client, or
