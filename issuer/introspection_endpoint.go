@@ -29,24 +29,17 @@ type introspection struct {
 // client sees only its own tokens unless it is configured as a resource server; anything
 // unknown, expired, revoked or not the caller's is just {"active": false}.
 func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
-	f, e := parsePostForm(w, r)
-	if e == nil {
-		var c *client
-		if c, e = s.authenticateAPIClient(r, f); e == nil {
-			if f["token"] == "" {
-				e = errInvalidRequest("token is required")
-			} else {
-				resp, err := s.introspect(r.Context(), c, f["token"], f["token_type_hint"])
-				if err != nil {
-					e = errServer(err)
-				} else {
-					writeJSON(w, http.StatusOK, resp)
-					return
-				}
-			}
-		}
+	c, tr, e := s.tokenAPIRequest(w, r)
+	if e != nil {
+		s.writeJSONError(w, r, e)
+		return
 	}
-	s.writeJSONError(w, r, e)
+	resp, err := s.introspect(r.Context(), c, tr.token, tr.hint)
+	if err != nil {
+		s.writeJSONError(w, r, errServer(err))
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // authenticateAPIClient authenticates a confidential client for introspection and
@@ -60,6 +53,26 @@ func (s *Server) authenticateAPIClient(r *http.Request, f form) (*client, *Error
 		return nil, errInvalidClient(false)
 	}
 	return c, nil
+}
+
+// tokenAPIArgs are the parameters of an introspection or revocation request.
+type tokenAPIArgs struct{ token, hint string }
+
+// tokenAPIRequest reads an introspection or revocation request: the form, the authenticated
+// confidential client, and the token it asks about.
+func (s *Server) tokenAPIRequest(w http.ResponseWriter, r *http.Request) (*client, tokenAPIArgs, *Error) {
+	f, e := parsePostForm(w, r)
+	if e != nil {
+		return nil, tokenAPIArgs{}, e
+	}
+	c, e := s.authenticateAPIClient(r, f)
+	if e != nil {
+		return nil, tokenAPIArgs{}, e
+	}
+	if f["token"] == "" {
+		return nil, tokenAPIArgs{}, errInvalidRequest("token is required")
+	}
+	return c, tokenAPIArgs{token: f["token"], hint: f["token_type_hint"]}, nil
 }
 
 func (s *Server) introspect(ctx context.Context, caller *client, token, hint string) (*introspection, error) {

@@ -21,20 +21,16 @@ const PathRevoke = "/oauth2/revoke"
 // once). A token the server does not know gets 200, as RFC 7009 §2.2 says; a token of another
 // client is refused.
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
-	f, e := parsePostForm(w, r)
+	c, tr, e := s.tokenAPIRequest(w, r)
 	if e == nil {
-		var c *client
-		if c, e = s.authenticateAPIClient(r, f); e == nil {
-			if f["token"] == "" {
-				e = errInvalidRequest("token is required")
-			} else if e = s.revoke(r.Context(), c, f["token"], f["token_type_hint"]); e == nil {
-				w.Header().Set("Cache-Control", "no-store")
-				w.WriteHeader(http.StatusOK)
-				return
-			}
-		}
+		e = s.revoke(r.Context(), c, tr.token, tr.hint)
 	}
-	s.writeJSONError(w, r, e)
+	if e != nil {
+		s.writeJSONError(w, r, e)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
 }
 
 func (s *Server) revoke(ctx context.Context, c *client, token, hint string) *Error {
