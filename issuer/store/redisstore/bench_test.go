@@ -9,19 +9,20 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate-auth/tollgate/internal/redistest"
 	"github.com/tollgate-auth/tollgate/issuer/store/storetest"
 )
 
 // BenchmarkPutTake against a local redis-server without persistence: two scripts, two round
 // trips.
 func BenchmarkPutTake(b *testing.B) {
-	storetest.BenchmarkPutTake(b, open(b, startServer(b).URL(), Options{}))
+	storetest.BenchmarkPutTake(b, open(b, redistest.Start(b).URL(), Options{}))
 }
 
 // BenchmarkPutTakeParallel is BenchmarkPutTake from GOMAXPROCS goroutines at once, as
 // concurrent token requests would call it.
 func BenchmarkPutTakeParallel(b *testing.B) {
-	s := open(b, startServer(b).URL(), Options{})
+	s := open(b, redistest.Start(b).URL(), Options{})
 	ctx := context.Background()
 	v := make([]byte, 200)
 	var next atomic.Int64
@@ -43,7 +44,7 @@ func BenchmarkPutTakeParallel(b *testing.B) {
 // BenchmarkGet measures a Get from a bucket of 10000 entries.
 func BenchmarkGet(b *testing.B) {
 	const n = 10000
-	srv := startServer(b)
+	srv := redistest.Start(b)
 	s := open(b, srv.URL(), Options{})
 	ctx := context.Background()
 	raw := rawClient(b, srv)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate-auth/tollgate/internal/redistest"
 	"github.com/tollgate-auth/tollgate/issuer/store"
 )
 
@@ -14,7 +15,7 @@ import (
 // Redis see each other's writes at once, and closing one leaves the other working.
 func TestRedisTwoStores(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t)
+	srv := redistest.Start(t)
 	a, b := open(t, srv.URL(), Options{}), open(t, srv.URL(), Options{})
 	ctx := t.Context()
 	const keys = store.Bucket("keys")
@@ -60,7 +61,7 @@ func TestRedisTwoStores(t *testing.T) {
 func TestRedisTakeRaceAcrossStores(t *testing.T) {
 	t.Parallel()
 	const racers, rounds = 32, 20
-	srv := startServer(t)
+	srv := redistest.Start(t)
 	stores := []*Store{open(t, srv.URL(), Options{}), open(t, srv.URL(), Options{})}
 	ctx := t.Context()
 	wins := [2]int{}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tollgate-auth/tollgate/internal/redistest"
 	"github.com/tollgate-auth/tollgate/issuer/store"
 )
 
@@ -16,8 +17,8 @@ import (
 func TestRedisOpenErrors(t *testing.T) {
 	t.Parallel()
 	const secret = "s3cret-Pa55"
-	srv := startServer(t, "--requirepass", "the-right-one")
-	closed := freeAddr(t) // nothing listens there
+	srv := redistest.Start(t, "--requirepass", "the-right-one")
+	closed := redistest.FreeAddr(t) // nothing listens there
 	cases := []struct {
 		name, url string
 		want      []string // substrings of the error
@@ -106,14 +107,14 @@ func TestRedisServerGone(t *testing.T) {
 	opts := Options{DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}
 	for _, c := range []struct {
 		name string
-		stop func(*server)
+		stop func(*redistest.Server)
 	}{
-		{"Killed", (*server).Kill},
-		{"Frozen", func(srv *server) { srv.Signal(syscall.SIGSTOP) }},
+		{"Killed", (*redistest.Server).Kill},
+		{"Frozen", func(srv *redistest.Server) { srv.Signal(syscall.SIGSTOP) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startServer(t)
+			srv := redistest.Start(t)
 			s := open(t, srv.URL(), opts)
 			ctx := t.Context()
 			if err := s.Put(ctx, "b", "k", []byte("v"), 0); err != nil {
@@ -160,7 +161,7 @@ func TestRedisServerGone(t *testing.T) {
 // call, and that the error says so as well as that the store is unavailable.
 func TestRedisContextDeadline(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t)
+	srv := redistest.Start(t)
 	s := open(t, srv.URL(), Options{})
 	srv.Signal(syscall.SIGSTOP)
 	defer srv.Signal(syscall.SIGCONT)

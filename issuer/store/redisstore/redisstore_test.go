@@ -8,6 +8,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/tollgate-auth/tollgate/internal/redistest"
 	"github.com/tollgate-auth/tollgate/issuer/store"
 	"github.com/tollgate-auth/tollgate/issuer/store/storetest"
 )
@@ -24,7 +25,7 @@ func open(t testing.TB, url string, opts Options) *Store {
 }
 
 // rawClient is a plain go-redis client on srv, for looking at what the store wrote.
-func rawClient(t testing.TB, srv *server) *redis.Client {
+func rawClient(t testing.TB, srv *redistest.Server) *redis.Client {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { c.Close() })
@@ -35,7 +36,7 @@ func rawClient(t testing.TB, srv *server) *redis.Client {
 // stores of a cluster share one database.
 func TestRedisContract(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t)
+	srv := redistest.Start(t)
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s, err := Open(t.Context(), srv.URL(), Options{})
 		if err != nil {
@@ -49,7 +50,7 @@ func TestRedisContract(t *testing.T) {
 // and started again between the suite's stores, so the data comes back from the disk.
 func TestRedisPersistence(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t, "--appendonly", "yes", "--appendfsync", "always")
+	srv := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
 	started := false
 	storetest.RunPersistence(t, func(t *testing.T) store.Store {
 		if started {
@@ -67,7 +68,7 @@ func TestRedisPersistence(t *testing.T) {
 // TestRedisKeyLayout checks the documented key layout and that prefixes keep issuers apart.
 func TestRedisKeyLayout(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t)
+	srv := redistest.Start(t)
 	ctx := t.Context()
 	def := open(t, srv.URL(), Options{})
 	other := open(t, srv.URL(), Options{KeyPrefix: "other"})
@@ -109,7 +110,7 @@ func TestRedisKeyLayout(t *testing.T) {
 // the rest of the caller mistakes).
 func TestRedisNotACounter(t *testing.T) {
 	t.Parallel()
-	s := open(t, startServer(t).URL(), Options{})
+	s := open(t, redistest.Start(t).URL(), Options{})
 	if err := s.Put(t.Context(), "b", "text", []byte("not a number"), 0); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +123,7 @@ func TestRedisNotACounter(t *testing.T) {
 // never listed does not grow: writes drop members that expired over a second ago.
 func TestRedisIndexForgetsExpired(t *testing.T) {
 	t.Parallel()
-	srv := startServer(t)
+	srv := redistest.Start(t)
 	s := open(t, srv.URL(), Options{})
 	ctx := t.Context()
 	const b = store.Bucket("codes")

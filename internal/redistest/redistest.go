@@ -1,4 +1,7 @@
-package redisstore
+// Package redistest starts real redis-server processes on free loopback ports for tests of the
+// redis store and of several issuers sharing one Redis. A test is skipped, with a message, only
+// where redis-server is not installed (CI installs it).
+package redistest
 
 import (
 	"bufio"
@@ -13,8 +16,8 @@ import (
 	"time"
 )
 
-// redisServerBin finds Debian's redis-server, or skips the test when it is not installed.
-func redisServerBin(t testing.TB) string {
+// Bin finds Debian's redis-server, or skips the test when it is not installed.
+func Bin(t testing.TB) string {
 	t.Helper()
 	if p, err := exec.LookPath("redis-server"); err == nil {
 		return p
@@ -26,8 +29,8 @@ func redisServerBin(t testing.TB) string {
 	return ""
 }
 
-// server is a redis-server process of one test, listening on 127.0.0.1.
-type server struct {
+// Server is a redis-server process of one test, listening on 127.0.0.1.
+type Server struct {
 	t    testing.TB
 	bin  string
 	args []string // the arguments after --port
@@ -38,17 +41,17 @@ type server struct {
 	exited chan struct{} // closed once proc has been reaped
 }
 
-// startServer starts redis-server on a free port, with persistence off unless extra asks for
+// Start starts redis-server on a free port, with persistence off unless extra asks for
 // it, and stops it when t ends.
-func startServer(t testing.TB, extra ...string) *server {
+func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	s := &server{t: t, bin: redisServerBin(t)}
+	s := &Server{t: t, bin: Bin(t)}
 	s.args = append([]string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", t.TempDir(), "--loglevel", "warning", "--daemonize", "no"}, extra...)
 	t.Cleanup(s.Kill)
 	var err error
 	for range 5 { // another process may take the port between freeAddr and bind
-		s.Addr = freeAddr(t)
+		s.Addr = FreeAddr(t)
 		if err = s.start(); err == nil {
 			return s
 		}
@@ -58,11 +61,11 @@ func startServer(t testing.TB, extra ...string) *server {
 }
 
 // URL is the redis:// URL of database 0 of the server.
-func (s *server) URL() string { return "redis://" + s.Addr + "/0" }
+func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
 
 // Restart kills the server (SIGKILL: nothing is flushed on the way out) and starts it again
 // on the same port with the same arguments.
-func (s *server) Restart() {
+func (s *Server) Restart() {
 	s.t.Helper()
 	s.Kill()
 	if err := s.start(); err != nil {
@@ -72,7 +75,7 @@ func (s *server) Restart() {
 
 // Kill stops the server with SIGKILL and waits until it is gone; a stopped server is left
 // alone.
-func (s *server) Kill() {
+func (s *Server) Kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc == nil {
@@ -85,7 +88,7 @@ func (s *server) Kill() {
 }
 
 // Signal sends sig to the running server.
-func (s *server) Signal(sig syscall.Signal) {
+func (s *Server) Signal(sig syscall.Signal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil {
@@ -94,7 +97,7 @@ func (s *server) Signal(sig syscall.Signal) {
 }
 
 // start runs redis-server and waits until it answers PING.
-func (s *server) start() error {
+func (s *Server) start() error {
 	_, port, _ := net.SplitHostPort(s.Addr)
 	cmd := exec.Command(s.bin, append([]string{"--port", port}, s.args...)...)
 	var log syncBuffer
@@ -105,7 +108,7 @@ func (s *server) start() error {
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	deadline := time.Now().Add(10 * time.Second)
-	for !ping(s.Addr) {
+	for !Ping(s.Addr) {
 		select {
 		case <-exited:
 			return &startError{log.String()}
@@ -141,9 +144,9 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// ping reports whether a Redis server at addr is up: it answers PING with PONG, or asks for a
+// Ping reports whether a Redis server at addr is up: it answers PING with PONG, or asks for a
 // password (but not "LOADING").
-func ping(addr string) bool {
+func Ping(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 	if err != nil {
 		return false
@@ -157,8 +160,8 @@ func ping(addr string) bool {
 	return err == nil && (strings.HasPrefix(line, "+PONG") || strings.HasPrefix(line, "-NOAUTH"))
 }
 
-// freeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
-func freeAddr(t testing.TB) string {
+// FreeAddr returns a 127.0.0.1 address with a port that was free a moment ago.
+func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
