@@ -21,15 +21,15 @@ type denyList struct {
 
 // load reads the stored deny-list, replacing the in-memory one.
 func (d *denyList) load(ctx context.Context, st store.Store) error {
-	rows, err := st.List(ctx, bucketRevokedAccessTokens)
-	if err != nil {
-		return err
-	}
-	m := make(map[string]int64, len(rows))
-	for jti, v := range rows {
+	m := map[string]int64{}
+	err := st.Scan(ctx, bucketRevokedAccessTokens, func(jti string, v []byte) error {
 		if exp, err := strconv.ParseInt(string(v), 10, 64); err == nil {
 			m[jti] = exp
 		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	d.mu.Lock()
 	d.exp = m

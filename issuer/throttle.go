@@ -49,5 +49,5 @@ func (s *Server) loginFailed(ctx context.Context, user, ip string) {
 // countFailure counts one failed attempt against key. Keys are stored hashed: they hold
 // client-chosen text (a user name of any length) and must stay small.
 func (s *Server) countFailure(ctx context.Context, key string) {
-	_, _ = s.store.Incr(ctx, bucketThrottle, hashKey(key), throttleWindow)
+	_, _ = s.store.Incr(ctx, bucketThrottle, hashKey(key), 1, throttleWindow)
 }

@@ -117,7 +117,11 @@ func Open(ctx context.Context, st store.Store, algs []string) (*Manager, error) 
 
 // Reload reads every key from the store and replaces the in-memory set.
 func (m *Manager) Reload(ctx context.Context) error {
-	rows, err := m.store.List(ctx, Bucket)
+	rows := map[string][]byte{}
+	err := m.store.Scan(ctx, Bucket, func(kid string, rec []byte) error {
+		rows[kid] = rec
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("keys: loading signing keys: %w", err)
 	}

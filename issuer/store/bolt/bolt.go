@@ -45,6 +45,8 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	hub hub // Publish and Subscribe within this process
 }
 
 var _ store.Store = (*Store)(nil)
@@ -174,9 +176,43 @@ func (s *Store) Delete(ctx context.Context, b store.Bucket, key string) error {
 	})
 }
 
-// Incr adds one to the counter at key and returns the new value. A new counter starts at one
-// and expires ttl after that first Incr; later ones keep its expiry.
-func (s *Store) Incr(ctx context.Context, b store.Bucket, key string, ttl time.Duration) (int64, error) {
+// Update runs fn on the current value of key and writes its result, all in one write
+// transaction: bolt runs those one at a time, so no other write comes in between.
+func (s *Store) Update(ctx context.Context, b store.Bucket, key string, fn store.UpdateFunc) error {
+	err := s.update(ctx, "update", b, key, func(tx *bbolt.Tx) error {
+		bk, err := tx.CreateBucketIfNotExists([]byte(b))
+		if err != nil {
+			return err
+		}
+		cur, _, err := lookup(bk, key, now())
+		found := err == nil
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if found {
+			cur = clone(cur) // fn may keep it; bolt's memory is only valid in the transaction
+		}
+		next, ttl, err := fn(cur, found)
+		switch {
+		case err != nil:
+			return &callerError{err}
+		case ttl < 0:
+			return &callerError{fmt.Errorf("store/bolt: update: negative ttl %v", ttl)}
+		case next == nil:
+			return bk.Delete([]byte(key))
+		}
+		return bk.Put([]byte(key), encode(expiry(now(), ttl), next))
+	})
+	if errors.Is(err, store.ErrKeep) {
+		return nil
+	}
+	return err
+}
+
+// Incr adds by to the counter at key and returns the new value. A new counter starts at by
+// and expires ttl after that first Incr; later ones keep its expiry. The result is never
+// below zero.
+func (s *Store) Incr(ctx context.Context, b store.Bucket, key string, by int64, ttl time.Duration) (int64, error) {
 	if ttl < 0 {
 		return 0, fmt.Errorf("store/bolt: incr: negative ttl %v", ttl)
 	}
@@ -191,15 +227,16 @@ func (s *Store) Incr(ctx context.Context, b store.Bucket, key string, ttl time.D
 		switch {
 		case err == nil:
 			c, perr := strconv.ParseInt(string(v), 10, 64)
-			if perr != nil || c == math.MaxInt64 {
+			if perr != nil || by > 0 && c > math.MaxInt64-by {
 				return errNotCounter
 			}
-			n = c + 1
+			n = c + by
 		case errors.Is(err, store.ErrNotFound):
-			n, exp = 1, expiry(t, ttl)
+			n, exp = by, expiry(t, ttl)
 		default:
 			return err
 		}
+		n = max(n, 0)
 		return bk.Put([]byte(key), encode(exp, strconv.AppendInt(nil, n, 10)))
 	})
 	if err != nil {
@@ -208,13 +245,13 @@ func (s *Store) Incr(ctx context.Context, b store.Bucket, key string, ttl time.D
 	return n, nil
 }
 
-// List returns every unexpired entry of bucket b.
-func (s *Store) List(ctx context.Context, b store.Bucket) (map[string][]byte, error) {
-	out := map[string][]byte{}
-	if err := checkBucket("list", b); err != nil {
-		return nil, err
+// Scan calls fn with every unexpired entry of bucket b, in key order, inside one read-only
+// transaction (which does not hold up writers).
+func (s *Store) Scan(ctx context.Context, b store.Bucket, fn func(key string, value []byte) error) error {
+	if err := checkBucket("scan", b); err != nil {
+		return err
 	}
-	err := s.run(ctx, "list", false, func(tx *bbolt.Tx) error {
+	return s.run(ctx, "scan", false, func(tx *bbolt.Tx) error {
 		bk := tx.Bucket([]byte(b))
 		if bk == nil {
 			return nil
@@ -225,16 +262,18 @@ func (s *Store) List(ctx context.Context, b store.Bucket) (map[string][]byte, er
 				return nil // a nested bucket; the store makes none
 			}
 			exp, v, err := decode(rec)
-			if err == nil && live(exp, t) {
-				out[string(k)] = clone(v)
+			if err != nil {
+				return err
 			}
-			return err
+			if !live(exp, t) {
+				return nil
+			}
+			if err := fn(string(k), clone(v)); err != nil { // the caller may change its copy
+				return &callerError{err}
+			}
+			return nil
 		})
 	})
-	if err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 // Close stops the sweeper and closes the file. Later calls return the first call's result;
@@ -242,6 +281,7 @@ func (s *Store) List(ctx context.Context, b store.Bucket) (map[string][]byte, er
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		s.closed.Store(true)
+		s.hub.close()
 		s.stop()
 		<-s.swept
 		if err := s.db.Close(); err != nil {

@@ -122,8 +122,11 @@ func TestDamagedRecord(t *testing.T) {
 	damaged := map[string]error{
 		"Get":  second(s.Get(ctx, b, "short")),
 		"Take": second(s.Take(ctx, b, "short")),
-		"List": second(s.List(ctx, b)),
-		"Incr": second(s.Incr(ctx, b, "short", 0)),
+		"Scan": s.Scan(ctx, b, func(string, []byte) error { return nil }),
+		"Incr": second(s.Incr(ctx, b, "short", 1, 0)),
+		"Update": s.Update(ctx, b, "short", func([]byte, bool) ([]byte, time.Duration, error) {
+			return []byte("x"), 0, nil
+		}),
 	}
 	for name, err := range damaged {
 		if !errors.Is(err, store.ErrUnavailable) {

@@ -7,10 +7,15 @@
 // background sweeper deletes them every Options.SweepInterval, in small batches so writers
 // are never held up for long.
 //
-// Every write (Put, Create, Take, Delete, Incr) is one bolt read-write transaction, and bolt
-// runs those one at a time: that is what makes Take single-use and Create exclusive. It also
-// means every write ends in an fsync, which bounds write throughput to what the disk can sync;
-// reads (Get, List) run concurrently and do not touch the disk.
+// Every write (Put, Create, Take, Delete, Update, Incr) is one bolt read-write transaction,
+// and bolt runs those one at a time: that is what makes Take single-use, Create exclusive and
+// Update's read-modify-write atomic (its function runs inside the transaction). It also means
+// every write ends in an fsync, which bounds write throughput to what the disk can sync; reads
+// (Get, Scan) run concurrently and do not touch the disk.
+//
+// Publish and Subscribe work within the process: the file is open in one process only, and
+// every issuer that shares it (the old and new configuration during a reload) shares the one
+// Store value, so a message reaches each of them before Publish returns.
 //
 // Bolt locks the file, so only one Store (in one process) can have it open; a second Open
 // fails after Options.LockTimeout instead of waiting forever. Several Caddy instances that

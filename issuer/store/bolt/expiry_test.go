@@ -27,12 +27,13 @@ func TestLazyExpiry(t *testing.T) {
 	if err := s.Create(ctx, b, "create", []byte("c"), 0); err != nil {
 		t.Errorf("Create: %v", err)
 	}
-	if n, err := s.Incr(ctx, b, "incr", time.Hour); n != 1 || err != nil {
+	if n, err := s.Incr(ctx, b, "incr", 1, time.Hour); n != 1 || err != nil {
 		t.Errorf("Incr = %d, %v; want 1", n, err)
 	}
-	m, err := s.List(ctx, b)
+	m := map[string][]byte{}
+	err := s.Scan(ctx, b, func(k string, v []byte) error { m[k] = clone(v); return nil })
 	if err != nil || len(m) != 3 || string(m["live"]) != "new" || string(m["create"]) != "c" || string(m["incr"]) != "1" {
-		t.Errorf("List = %q, %v; want live, create and incr", m, err)
+		t.Errorf("Scan = %q, %v; want live, create and incr", m, err)
 	}
 }
 

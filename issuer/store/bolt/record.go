@@ -115,8 +115,9 @@ func (s *Store) update(ctx context.Context, op string, b store.Bucket, key strin
 }
 
 // run runs fn in a transaction unless ctx is done or the store closed. The store's own
-// verdicts (ErrNotFound, ErrExists, not a counter) come back as they are; anything else went
-// wrong in bolt and is wrapped as store.ErrUnavailable.
+// verdicts (ErrNotFound, ErrExists, not a counter) and the caller's errors (from an
+// UpdateFunc or a Scan callback, wrapped in callerError) come back as they are; anything else
+// went wrong in bolt and is wrapped as store.ErrUnavailable.
 func (s *Store) run(ctx context.Context, op string, write bool, fn func(*bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -130,10 +131,19 @@ func (s *Store) run(ctx context.Context, op string, write bool, fn func(*bbolt.T
 	} else {
 		err = s.db.View(fn)
 	}
+	var ce *callerError
 	switch {
+	case errors.As(err, &ce):
+		return ce.err
 	case err == nil, errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrExists),
 		errors.Is(err, errNotCounter):
 		return err
 	}
 	return unavailable(op, err)
 }
+
+// callerError carries an error of the caller's own function (an UpdateFunc, a Scan callback)
+// out of a transaction, so that run returns it as it is instead of as a failure of bolt.
+type callerError struct{ err error }
+
+func (e *callerError) Error() string { return e.err.Error() }

@@ -19,7 +19,8 @@
 //
 //	<prefix>:{<len(b)>:<b>}
 //
-// List reads the index and then the entries, skipping members whose entry has expired;
+// Scan walks the index with ZSCAN and reads the entries page by page with MGET, skipping
+// members whose entry has expired;
 // every write that adds a member also drops members that expired more than a second ago, so
 // the index of a bucket of short-lived codes does not grow without bound. The prefix
 // (Options.KeyPrefix, default "tollgate") lets several issuers share one Redis database; it
@@ -30,7 +31,21 @@
 // Every write is one Lua script, which Redis runs without interleaving: Put is SET (PX ttl,
 // or no expiry when ttl is 0, which clears an earlier TTL) plus ZADD; Create is SET NX; Take
 // is GETDEL, so two racing Takes, from one instance or two, give exactly one success; Incr
-// is INCR and, only when the counter is new, PEXPIRE, so the window does not slide.
+// is INCRBY and, only when the counter is new, PEXPIRE, so the window does not slide.
+//
+// Update is optimistic: it reads the entry with GET, runs the caller's function, and writes
+// with a compare-and-swap script that writes only if the entry still holds exactly the value
+// read (or is still absent). A writer that lost retries with the newer value after a short
+// random pause, so concurrent read-modify-writes of one record, from any number of
+// instances, are neither lost nor interleaved.
+//
+// # Messages
+//
+// Publish is PUBLISH on the channel <prefix>:topic:<topic>. Subscribe holds a connection of
+// its own per subscription, pings it when it has been quiet for a second and replaces it when
+// it fails or stays silent for three; every SUBSCRIBE Redis confirms (the first and each one
+// after a reconnection) calls the subscriber's Resync, because what was published while the
+// connection was down is lost.
 //
 // # Failures
 //

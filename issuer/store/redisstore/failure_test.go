@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -125,8 +126,12 @@ func TestRedisServerGone(t *testing.T) {
 				func(ctx context.Context) error { _, err := s.Get(ctx, "b", "k"); return err },
 				func(ctx context.Context) error { return s.Put(ctx, "b", "k", []byte("w"), 0) },
 				func(ctx context.Context) error { _, err := s.Take(ctx, "b", "k"); return err },
-				func(ctx context.Context) error { _, err := s.Incr(ctx, "b", "n", 0); return err },
-				func(ctx context.Context) error { _, err := s.List(ctx, "b"); return err },
+				func(ctx context.Context) error { _, err := s.Incr(ctx, "b", "n", 1, 0); return err },
+				func(ctx context.Context) error { return s.Scan(ctx, "b", func(string, []byte) error { return nil }) },
+				func(ctx context.Context) error {
+					return s.Update(ctx, "b", "u", func([]byte, bool) ([]byte, time.Duration, error) { return []byte("u"), 0, nil })
+				},
+				func(ctx context.Context) error { return s.Publish(ctx, "t", []byte("m")) },
 			} {
 				start := time.Now()
 				err := call(ctx)
@@ -171,5 +176,79 @@ func TestRedisContextDeadline(t *testing.T) {
 	_, err := s.Get(ctx, "b", "k")
 	if d := time.Since(start); d > time.Second || !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, store.ErrUnavailable) {
 		t.Errorf("Get on a frozen server with a 200ms deadline: %v after %v", err, d)
+	}
+}
+
+// TestRedisSubscriptionSurvivesOutage checks what the edge's deny-list relies on: a
+// subscription whose server is killed or frozen is reported lost within a few seconds, and
+// once the server is back it resubscribes by itself, calls Resync (so the subscriber rereads
+// what it missed) and delivers again.
+func TestRedisSubscriptionSurvivesOutage(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name       string
+		stop, back func(*redistest.Server)
+	}{
+		{"Killed", (*redistest.Server).Kill, (*redistest.Server).Restart},
+		{"Frozen", func(srv *redistest.Server) { srv.Signal(syscall.SIGSTOP) },
+			func(srv *redistest.Server) { srv.Signal(syscall.SIGCONT) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			srv := redistest.Start(t)
+			opts := Options{DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}
+			pub, sub := open(t, srv.URL(), opts), open(t, srv.URL(), opts)
+			var mu sync.Mutex
+			var got []string
+			resyncs, lost := make(chan struct{}, 10), make(chan error, 10)
+			err := sub.Subscribe(t.Context(), "revoked", store.Subscriber{
+				Message: func(m []byte) { mu.Lock(); got = append(got, string(m)); mu.Unlock() },
+				Resync:  func() { resyncs <- struct{}{} },
+				Lost:    func(err error) { lost <- err },
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wait := func(what string, ch <-chan struct{}, within time.Duration) {
+				t.Helper()
+				select {
+				case <-ch:
+				case <-time.After(within):
+					t.Fatalf("no %s within %v", what, within)
+				}
+			}
+			wait("first Resync", resyncs, 5*time.Second)
+			c.stop(srv)
+			start := time.Now()
+			select {
+			case err := <-lost:
+				if !errors.Is(err, store.ErrUnavailable) {
+					t.Errorf("Lost(%v), want an error wrapping ErrUnavailable", err)
+				}
+				t.Logf("lost after %v: %v", time.Since(start).Round(time.Millisecond), err)
+			case <-time.After(6 * time.Second):
+				t.Fatal("the subscription was not reported lost within 6s of the outage")
+			}
+			c.back(srv)
+			wait("Resync after the outage", resyncs, 10*time.Second)
+			for _, m := range []string{"a", "b"} {
+				if err := pub.Publish(t.Context(), "revoked", []byte(m)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				mu.Lock()
+				n := len(got)
+				mu.Unlock()
+				if n == 2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after the outage, %d of 2 messages arrived", n)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
 	}
 }

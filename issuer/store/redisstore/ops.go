@@ -2,15 +2,20 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate-auth/tollgate/issuer/store"
 )
 
-// listBatch is how many entries one MGET of List reads at most.
-const listBatch = 512
+// scanPage is the COUNT hint of Scan's ZSCAN: about how many entries one page (one ZSCAN and
+// one MGET) reads.
+const scanPage = 1000
 
 // Get returns the value of key, or store.ErrNotFound.
 func (s *Store) Get(ctx context.Context, b store.Bucket, key string) ([]byte, error) {
@@ -75,13 +80,14 @@ func (s *Store) Delete(ctx context.Context, b store.Bucket, key string) error {
 	return nil
 }
 
-// Incr adds one to the counter at key and returns the new value. A new counter starts at one
-// and expires ttl after that first Incr; later ones keep its expiry.
-func (s *Store) Incr(ctx context.Context, b store.Bucket, key string, ttl time.Duration) (int64, error) {
+// Incr adds by to the counter at key and returns the new value. A new counter starts at by
+// and expires ttl after that first Incr; later ones keep its expiry. The result is never
+// below zero.
+func (s *Store) Incr(ctx context.Context, b store.Bucket, key string, by int64, ttl time.Duration) (int64, error) {
 	if err := s.begin(ctx, "incr", b, key, ttl); err != nil {
 		return 0, err
 	}
-	n, err := incrScript.Run(ctx, s.rdb, s.keys(b, key), key, millis(ttl)).Int64()
+	n, err := incrScript.Run(ctx, s.rdb, s.keys(b, key), key, millis(ttl), by).Int64()
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "NOTCOUNTER") {
 			return 0, fmt.Errorf("%w (%v)", errNotCounter, strings.TrimPrefix(err.Error(), "NOTCOUNTER "))
@@ -91,39 +97,118 @@ func (s *Store) Incr(ctx context.Context, b store.Bucket, key string, ttl time.D
 	return n, nil
 }
 
-// List returns every unexpired entry of bucket b. It reads the bucket's index, then the
-// entries in batches; an entry that expires or goes in between is left out.
-func (s *Store) List(ctx context.Context, b store.Bucket) (map[string][]byte, error) {
-	if err := s.begin(ctx, "list", b, "", 0); err != nil {
-		return nil, err
+// Scan calls fn with every unexpired entry of bucket b. It walks the bucket's index with
+// ZSCAN, which returns every member present for the whole walk at least once however the
+// index changes meanwhile, and reads each page of entries with one MGET; members whose entry
+// has expired or gone are skipped.
+func (s *Store) Scan(ctx context.Context, b store.Bucket, fn func(key string, value []byte) error) error {
+	if err := s.begin(ctx, "scan", b, "", 0); err != nil {
+		return err
 	}
-	members, err := s.rdb.ZRange(ctx, s.bucketKey(b), 0, -1).Result()
-	if err != nil {
-		return nil, fail(ctx, "list", err)
-	}
-	out := make(map[string][]byte, len(members))
-	for len(members) > 0 {
-		batch := members[:min(len(members), listBatch)]
-		members = members[len(batch):]
-		keys := make([]string, len(batch))
-		for i, m := range batch {
-			keys[i] = s.entryKey(b, m)
-		}
-		vals, err := s.rdb.MGet(ctx, keys...).Result()
+	var cursor uint64
+	for {
+		page, next, err := s.rdb.ZScan(ctx, s.bucketKey(b), cursor, "", scanPage).Result()
 		if err != nil {
-			return nil, fail(ctx, "list", err)
+			return fail(ctx, "scan", err)
 		}
-		for i, v := range vals {
-			if str, ok := v.(string); ok {
-				out[batch[i]] = []byte(str)
+		members := make([]string, 0, len(page)/2)
+		for i := 0; i < len(page); i += 2 { // member, score, member, score, ...
+			members = append(members, page[i])
+		}
+		if len(members) > 0 {
+			keys := make([]string, len(members))
+			for i, m := range members {
+				keys[i] = s.entryKey(b, m)
+			}
+			vals, err := s.rdb.MGet(ctx, keys...).Result()
+			if err != nil {
+				return fail(ctx, "scan", err)
+			}
+			for i, v := range vals {
+				if str, ok := v.(string); ok {
+					if err := fn(members[i], []byte(str)); err != nil {
+						return err
+					}
+				}
 			}
 		}
+		if next == 0 {
+			return nil
+		}
+		cursor = next
 	}
-	return out, nil
 }
 
 // keys returns the script keys of key in b: the entry, then the bucket's index.
 func (s *Store) keys(b store.Bucket, key string) []string {
 	idx := s.bucketKey(b)
 	return []string{idx + ":" + key, idx}
+}
+
+// Update reads the entry, runs fn on it and writes the result with casScript, which writes
+// only if nobody else wrote the entry in between; otherwise it reads again and retries, after
+// a short random pause that grows with the attempts, up to maxUpdateAttempts times.
+func (s *Store) Update(ctx context.Context, b store.Bucket, key string, fn store.UpdateFunc) error {
+	if err := s.begin(ctx, "update", b, key, 0); err != nil {
+		return err
+	}
+	keys := s.keys(b, key)
+	for attempt := 0; attempt < maxUpdateAttempts; attempt++ {
+		if attempt > 0 {
+			if err := backoff(ctx, attempt); err != nil {
+				return fail(ctx, "update", err)
+			}
+		}
+		cur, err := s.rdb.Get(ctx, keys[0]).Bytes()
+		found := err == nil
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fail(ctx, "update", err)
+		}
+		next, ttl, err := fn(cur, found)
+		switch {
+		case errors.Is(err, store.ErrKeep):
+			return nil
+		case err != nil:
+			return err
+		case ttl < 0:
+			return fmt.Errorf("store/redis: update: negative ttl %v", ttl)
+		}
+		mode, op := "absent", "set"
+		if found {
+			mode = "present"
+		}
+		if next == nil {
+			if !found {
+				return nil // nothing to delete
+			}
+			op = "delete"
+		}
+		n, err := casScript.Run(ctx, s.rdb, keys, key, mode, op, next, millis(ttl), cur).Int()
+		if err != nil {
+			return fail(ctx, "update", err)
+		}
+		if n == 1 {
+			return nil
+		}
+	}
+	return unavailable("update", fmt.Errorf("%d conflicting writers in a row", maxUpdateAttempts))
+}
+
+// maxUpdateAttempts bounds the retries of one Update under contention. Each round lets at
+// least one of the contenders through, so only a record written this often without pause
+// reaches it.
+const maxUpdateAttempts = 1000
+
+// backoff waits before the attempt-th retry of an Update: a random time up to 50µs << attempt,
+// at most 5ms, so that contenders spread out instead of colliding again.
+func backoff(ctx context.Context, attempt int) error {
+	limit := min(50*time.Microsecond<<min(attempt, 10), 5*time.Millisecond)
+	t := time.NewTimer(rand.N(limit) + time.Microsecond)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -52,6 +52,10 @@ type Store struct {
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
+
+	subsMu    sync.Mutex           // guards cancels against Close
+	cancels   []context.CancelFunc // end the subscriptions' listeners
+	listeners sync.WaitGroup       // the listeners' goroutines
 }
 
 var _ store.Store = (*Store)(nil)
@@ -130,7 +134,13 @@ func check(ctx context.Context, rdb *redis.Client) error {
 // methods called after Close fail with store.ErrUnavailable.
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
+		s.subsMu.Lock()
 		s.closed.Store(true)
+		for _, cancel := range s.cancels {
+			cancel()
+		}
+		s.subsMu.Unlock()
+		s.listeners.Wait()
 		if err := s.rdb.Close(); err != nil {
 			s.closeErr = unavailable("close", err)
 		}
@@ -191,7 +201,7 @@ func (s *Store) begin(ctx context.Context, op string, b store.Bucket, key string
 	switch {
 	case b == "":
 		return fmt.Errorf("store/redis: %s: empty bucket name", op)
-	case key == "" && op != "list":
+	case key == "" && op != "scan":
 		return fmt.Errorf("store/redis: %s: empty key", op)
 	case ttl < 0:
 		return fmt.Errorf("store/redis: %s: negative ttl %v", op, ttl)

@@ -63,14 +63,18 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 `)
 
-// incrScript adds one to the counter and returns it. Only a new counter gets the ttl
-// ARGV[2], so later increments do not move the end of its window. A value that is not a
-// counter gives an error starting with NOTCOUNTER.
+// incrScript adds ARGV[3] to the counter and returns it, never below zero. Only a new
+// counter gets the ttl ARGV[2], so later increments do not move the end of its window. A
+// value that is not a counter gives an error starting with NOTCOUNTER.
 var incrScript = redis.NewScript(indexAdd + `
 local new = redis.call('EXISTS', KEYS[1]) == 0
-local n = redis.pcall('INCR', KEYS[1])
+local n = redis.pcall('INCRBY', KEYS[1], ARGV[3])
 if type(n) == 'table' and n.err then
 	return redis.error_reply('NOTCOUNTER ' .. n.err)
+end
+if n < 0 then
+	redis.call('SET', KEYS[1], '0', 'KEEPTTL')
+	n = 0
 end
 if new then
 	if tonumber(ARGV[2]) > 0 then
@@ -79,4 +83,30 @@ if new then
 	index(ARGV[2])
 end
 return n
+`)
+
+// casScript is the write half of Update, a compare-and-swap: it writes only if the entry is
+// still what Update read — absent when ARGV[2] is "absent", else equal, byte for byte, to
+// ARGV[6] — so that any write in between, by any client, makes it return 0 and Update read
+// again. It then deletes the entry when ARGV[3] is "delete", or stores ARGV[4] with ttl
+// ARGV[5], and returns 1.
+var casScript = redis.NewScript(indexAdd + `
+local cur = redis.call('GET', KEYS[1])
+if ARGV[2] == 'absent' then
+	if cur then return 0 end
+elseif not cur or cur ~= ARGV[6] then
+	return 0
+end
+if ARGV[3] == 'delete' then
+	redis.call('DEL', KEYS[1])
+	redis.call('ZREM', KEYS[2], ARGV[1])
+	return 1
+end
+if tonumber(ARGV[5]) > 0 then
+	redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
+else
+	redis.call('SET', KEYS[1], ARGV[4])
+end
+index(ARGV[5])
+return 1
 `)

@@ -19,7 +19,10 @@ var basicTests = []test{
 	{"Take", testTake},
 	{"Delete", testDelete},
 	{"Incr", testIncr},
-	{"List", testList},
+	{"IncrBy", testIncrBy},
+	{"Scan", testScan},
+	{"Update", testUpdate},
+	{"PublishSubscribe", testPublishSubscribe},
 	{"BucketIsolation", testBucketIsolation},
 	{"ValuesAreCopied", testCopies},
 	{"CanceledContext", testCanceled},
@@ -166,9 +169,21 @@ func testIncr(t *testing.T, s store.Store) {
 	wantIncr(t, s, b, "a0s", 0, 1)
 }
 
-func testList(t *testing.T, s store.Store) {
+// testIncrBy checks steps other than one: a counter starts at its first step and never goes
+// below zero.
+func testIncrBy(t *testing.T, s store.Store) {
+	b := bucket(t, "incr-by")
+	wantIncrBy(t, s, b, "n", 5, time.Hour, 5)
+	wantIncrBy(t, s, b, "n", -2, time.Hour, 3)
+	wantIncrBy(t, s, b, "n", -10, time.Hour, 0)
+	wantIncrBy(t, s, b, "n", 1, time.Hour, 1)
+	wantIncrBy(t, s, b, "new", -1, time.Hour, 0)
+	wantIncrBy(t, s, b, "new", 2, time.Hour, 2)
+}
+
+func testScan(t *testing.T, s store.Store) {
 	ctx := t.Context()
-	b1, b2 := bucket(t, "list"), bucket(t, "list")
+	b1, b2 := bucket(t, "scan"), bucket(t, "scan")
 	mustPut(t, s, b1, "k1", []byte("one"), 0)
 	mustPut(t, s, b1, "k2", []byte("two"), time.Hour)
 	mustPut(t, s, b2, "k1", []byte("other one"), 0)
@@ -183,6 +198,15 @@ func testList(t *testing.T, s store.Store) {
 	}
 	wantList(t, s, b1, map[string][]byte{"k2": []byte("two")})
 	wantList(t, s, b2, map[string][]byte{"k1": []byte("other one")})
+
+	// An error from fn stops the scan and comes back as it is.
+	stop := errors.New("enough")
+	mustPut(t, s, b1, "k3", []byte("three"), 0)
+	calls := 0
+	err := s.Scan(ctx, b1, func(string, []byte) error { calls++; return stop })
+	if !errors.Is(err, stop) || errors.Is(err, store.ErrUnavailable) || calls != 1 {
+		t.Fatalf("Scan with a failing fn: %v after %d calls; want the fn's error after 1", err, calls)
+	}
 }
 
 func testBucketIsolation(t *testing.T, s store.Store) {
@@ -242,13 +266,8 @@ func testCopies(t *testing.T, s store.Store) {
 			clear(got)
 			wantValue(t, s, b, key, want)
 		}
-		m, err := s.List(ctx, b)
-		if err != nil {
+		if err := s.Scan(ctx, b, func(_ string, v []byte) error { clear(v); return nil }); err != nil {
 			t.Fatal(err)
-		}
-		for k, v := range m {
-			clear(v)
-			delete(m, k)
 		}
 		wantList(t, s, b, map[string][]byte{"put": want, "create": want})
 		taken, err := s.Take(ctx, b, "put")

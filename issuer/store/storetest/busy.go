@@ -29,11 +29,11 @@ func testCloseWhileBusy(t *testing.T, s store.Store) {
 				case 0:
 					err = s.Put(ctx, b, key, []byte("v"), time.Minute)
 				case 1:
-					_, err = s.Incr(ctx, b, "n", 0)
+					_, err = s.Incr(ctx, b, "n", 1, 0)
 				case 2:
 					_, err = s.Take(ctx, b, fmt.Sprintf("%d-%d", g, i-2))
 				case 3:
-					_, err = s.List(ctx, b)
+					err = s.Scan(ctx, b, func(string, []byte) error { return nil })
 				}
 				if err != nil && !errors.Is(err, store.ErrNotFound) {
 					errs[g] = err

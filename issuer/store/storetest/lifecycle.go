@@ -32,12 +32,20 @@ var calls = []struct {
 		return s.Delete(ctx, b, "k")
 	}},
 	{"Incr", func(ctx context.Context, s store.Store, b store.Bucket) error {
-		_, err := s.Incr(ctx, b, "n", 0)
+		_, err := s.Incr(ctx, b, "n", 1, 0)
 		return err
 	}},
-	{"List", func(ctx context.Context, s store.Store, b store.Bucket) error {
-		_, err := s.List(ctx, b)
-		return err
+	{"Update", func(ctx context.Context, s store.Store, b store.Bucket) error {
+		return s.Update(ctx, b, "k", func([]byte, bool) ([]byte, time.Duration, error) { return []byte("u"), 0, nil })
+	}},
+	{"Scan", func(ctx context.Context, s store.Store, b store.Bucket) error {
+		return s.Scan(ctx, b, func(string, []byte) error { return nil })
+	}},
+	{"Publish", func(ctx context.Context, s store.Store, b store.Bucket) error {
+		return s.Publish(ctx, string(b), []byte("m"))
+	}},
+	{"Subscribe", func(ctx context.Context, s store.Store, b store.Bucket) error {
+		return s.Subscribe(ctx, string(b), store.Subscriber{Message: func([]byte) {}, Resync: func() {}})
 	}},
 }
 

@@ -20,12 +20,12 @@ func testCallerMistakes(t *testing.T, s store.Store) {
 		"Put empty key":     s.Put(ctx, b, "", nil, 0),
 		"Put negative ttl":  s.Put(ctx, b, "k", nil, -time.Second),
 		"Create negative":   s.Create(ctx, b, "k", nil, -time.Second),
-		"Incr negative":     second(s.Incr(ctx, b, "k", -time.Second)),
+		"Incr negative":     second(s.Incr(ctx, b, "k", 1, -time.Second)),
 		"Get empty key":     second(s.Get(ctx, b, "")),
 		"Take empty key":    second(s.Take(ctx, b, "")),
 		"Delete empty key":  s.Delete(ctx, b, ""),
-		"List empty bucket": second(s.List(ctx, "")),
-		"Incr on text":      second(s.Incr(ctx, b, "text", 0)),
+		"Scan empty bucket": s.Scan(ctx, "", func(string, []byte) error { return nil }),
+		"Incr on text":      second(s.Incr(ctx, b, "text", 1, 0)),
 	}
 	for name, err := range mistakes {
 		if err == nil || errors.Is(err, store.ErrUnavailable) {

@@ -40,17 +40,32 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 			ttl.Wait()
 		})
 	})
-	for _, g := range []struct {
-		name  string
-		tests []test
-	}{{"Basic", basicTests}, {"Race", raceTests}} {
-		t.Run(g.name, func(t *testing.T) {
-			for _, tc := range g.tests {
-				runTest(t, tc, open)
-			}
+	t.Run("Basic", func(t *testing.T) {
+		for _, tc := range basicTests {
+			runTest(t, tc, open)
+		}
+	})
+	t.Run("Race", func(t *testing.T) {
+		for _, tc := range raceTests {
+			t.Run(tc.name, func(t *testing.T) { tc.fn(t, []store.Store{openStore(t, open)}) })
+		}
+	})
+	wg.Wait()
+}
+
+// RunShared checks the guarantees that must hold between several stores on one backend (two
+// Caddy instances on one Redis): every race of the suite with its racers spread over two
+// stores, and messages published on one delivered on the other. open is called twice per
+// subtest and must return two stores that share their data; Run closes them.
+func RunShared(t *testing.T, open func(t *testing.T) store.Store) {
+	for _, tc := range raceTests {
+		t.Run("Race/"+tc.name, func(t *testing.T) {
+			tc.fn(t, []store.Store{openStore(t, open), openStore(t, open)})
 		})
 	}
-	wg.Wait()
+	t.Run("PublishAcross", func(t *testing.T) {
+		testPublishAcross(t, []store.Store{openStore(t, open), openStore(t, open)})
+	})
 }
 
 // runTest runs tc as a subtest of t, on a store of its own.
@@ -110,20 +125,36 @@ func wantNotFound(t *testing.T, s store.Store, b store.Bucket, key string) {
 
 func wantList(t *testing.T, s store.Store, b store.Bucket, want map[string][]byte) {
 	t.Helper()
-	got, err := s.List(t.Context(), b)
-	if err != nil {
-		t.Fatalf("List(%s): %v", b, err)
-	}
+	got := list(t, s, b)
 	if !maps.EqualFunc(got, want, bytes.Equal) {
-		t.Fatalf("List(%s) has keys %q, want %q (or values differ)", b, sortedKeys(got), sortedKeys(want))
+		t.Fatalf("Scan(%s) saw keys %q, want %q (or values differ)", b, sortedKeys(got), sortedKeys(want))
 	}
+}
+
+// list collects what Scan sees in b.
+func list(t *testing.T, s store.Store, b store.Bucket) map[string][]byte {
+	t.Helper()
+	got := map[string][]byte{}
+	err := s.Scan(t.Context(), b, func(k string, v []byte) error {
+		got[k] = bytes.Clone(v)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Scan(%s): %v", b, err)
+	}
+	return got
 }
 
 func wantIncr(t *testing.T, s store.Store, b store.Bucket, key string, ttl time.Duration, want int64) {
 	t.Helper()
-	got, err := s.Incr(t.Context(), b, key, ttl)
+	wantIncrBy(t, s, b, key, 1, ttl, want)
+}
+
+func wantIncrBy(t *testing.T, s store.Store, b store.Bucket, key string, by int64, ttl time.Duration, want int64) {
+	t.Helper()
+	got, err := s.Incr(t.Context(), b, key, by, ttl)
 	if err != nil || got != want {
-		t.Fatalf("Incr(%s, %q, %v) = %d, %v; want %d", b, key, ttl, got, err, want)
+		t.Fatalf("Incr(%s, %q, %d, %v) = %d, %v; want %d", b, key, by, ttl, got, err, want)
 	}
 }
 

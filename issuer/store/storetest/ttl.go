@@ -21,7 +21,8 @@ var ttlTests = []test{
 	{"Take", testTTLTake},
 	{"Create", testTTLCreate},
 	{"Incr", testTTLIncr},
-	{"List", testTTLList},
+	{"Scan", testTTLList},
+	{"Update", testUpdateTTL},
 	{"PutReplacesTTL", testTTLPut},
 }
 
