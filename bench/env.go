@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -28,11 +29,17 @@ type environment struct {
 	caddy, upstream                  *exec.Cmd
 	version                          string
 	admin                            string
+	issuerURL                        string
 	tokenURL, plainURL, protectedURL string
+	floorURL                         string // the floor site's token path
+	floorSize                        int    // its body's size in bytes
+	hz                               int64  // clock ticks per second in /proc/<pid>/stat
 }
 
 // caddyfile is the benchmark's configuration: the issuer, a plain proxy and a protected proxy,
-// all in front of the same upstream. Access logs stay off, as in a tuned production setup.
+// all in front of the same upstream, and the floor: a site that answers the token request with
+// a fixed token response, so that its cost is Caddy's own request handling. Access logs stay
+// off, as in a tuned production setup.
 const caddyfile = `{
 	admin 127.0.0.1:%[1]s
 	persist_config off
@@ -72,10 +79,19 @@ http://127.0.0.1:%[4]s {
 	}
 	reverse_proxy %[5]s
 }
+
+http://127.0.0.1:%[10]s {
+	bind 127.0.0.1
+	header Content-Type application/json
+	header Cache-Control no-store
+	header Pragma no-cache
+	respond /oauth2/token %[11]s 200
+}
 `
 
 // startEnvironment starts the upstream and Caddy on free loopback ports and waits for both.
-func startEnvironment(ctx context.Context, caddyBin string) (*environment, error) {
+// Caddy runs as pin says.
+func startEnvironment(ctx context.Context, caddyBin string, pin pinning) (*environment, error) {
 	bin, err := filepath.Abs(caddyBin)
 	if err != nil {
 		return nil, err
@@ -87,19 +103,27 @@ func startEnvironment(ctx context.Context, caddyBin string) (*environment, error
 	if err != nil {
 		return nil, err
 	}
-	env := &environment{dir: dir}
-	ports := make([]string, 5)
+	env := &environment{dir: dir, hz: clockTicks()}
+	ports := make([]string, 6)
 	for i := range ports {
 		if ports[i], err = freePort(); err != nil {
 			env.stop()
 			return nil, err
 		}
 	}
-	admin, issuer, plain, protected, up := ports[0], ports[1], ports[2], ports[3], "127.0.0.1:"+ports[4]
+	admin, issuer, plain, protected, up, floor := ports[0], ports[1], ports[2], ports[3], "127.0.0.1:"+ports[4], ports[5]
 	env.admin = "http://127.0.0.1:" + admin
-	env.tokenURL = "http://127.0.0.1:" + issuer + "/oauth2/token"
+	env.issuerURL = "http://127.0.0.1:" + issuer
+	env.tokenURL = env.issuerURL + "/oauth2/token"
 	env.plainURL = "http://127.0.0.1:" + plain + "/items/42"
 	env.protectedURL = "http://127.0.0.1:" + protected + "/items/42"
+	env.floorURL = "http://127.0.0.1:" + floor + "/oauth2/token"
+	floorBody, err := floorResponse(env.issuerURL)
+	if err != nil {
+		env.stop()
+		return nil, err
+	}
+	env.floorSize = len(floorBody)
 
 	self, err := os.Executable()
 	if err != nil {
@@ -115,7 +139,9 @@ func startEnvironment(ctx context.Context, caddyBin string) (*environment, error
 	}
 
 	cfg := filepath.Join(dir, "Caddyfile")
-	text := fmt.Sprintf(caddyfile, admin, issuer, plain, protected, up, dir, benchClient, benchSecret, benchAudience)
+	// A backquoted Caddyfile token keeps the JSON's quotes and braces as they are.
+	text := fmt.Sprintf(caddyfile, admin, issuer, plain, protected, up, dir, benchClient, benchSecret, benchAudience,
+		floor, "`"+floorBody+"`")
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		env.stop()
 		return nil, err
@@ -123,15 +149,17 @@ func startEnvironment(ctx context.Context, caddyBin string) (*environment, error
 	if out, err := exec.CommandContext(ctx, bin, "version").Output(); err == nil {
 		env.version = "Caddy " + strings.Fields(string(out))[0]
 	}
-	env.caddy = exec.CommandContext(ctx, bin, "run", "--config", cfg, "--adapter", "caddyfile")
+	name, args := pin.command(bin, "run", "--config", cfg, "--adapter", "caddyfile")
+	env.caddy = exec.CommandContext(ctx, name, args...)
 	env.caddy.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	env.caddy.Env = append(env.caddy.Env, pin.environ()...)
 	env.caddy.Stdout, env.caddy.Stderr = io.Discard, os.Stderr
 	env.caddy.SysProcAttr = dieWithParent()
 	if err := env.caddy.Start(); err != nil {
 		env.stop()
 		return nil, fmt.Errorf("starting Caddy: %w", err)
 	}
-	for _, p := range []string{ports[4], issuer, plain, protected} {
+	for _, p := range []string{ports[4], issuer, plain, protected, floor} {
 		if err := waitPort(ctx, p); err != nil {
 			env.stop()
 			return nil, err
@@ -174,6 +202,12 @@ func (e *environment) rss() int64 {
 	return 0
 }
 
+// cpu is the CPU time Caddy has used so far (taskset execs Caddy, so the pid is Caddy's); 0 when
+// unknown.
+func (e *environment) cpu() time.Duration {
+	return cpuTime(e.caddy.Process.Pid, e.hz)
+}
+
 // cacheCounters reads oauth_protect's cache counters from Caddy's admin /metrics; zeros when the
 // endpoint does not have them.
 func (e *environment) cacheCounters() (hits, misses int64) {
@@ -208,7 +242,7 @@ func (e *environment) profile(ctx context.Context, dir string, on bool, name str
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		secs := int(d.Seconds())
+		secs := max(1, int(math.Ceil(d.Seconds()))) // pprof takes whole seconds, and 0 means 30
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", e.admin, secs), nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {

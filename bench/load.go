@@ -30,6 +30,7 @@ type result struct {
 	lat     []time.Duration // sorted
 	errors  int
 	tokens  []string
+	cpu     time.Duration // Caddy's CPU time over the measured requests; 0 when not measured
 }
 
 func (r result) rps() float64 {
@@ -37,6 +38,23 @@ func (r result) rps() float64 {
 		return 0
 	}
 	return float64(r.n) / r.elapsed.Seconds()
+}
+
+// cpuPerReq is Caddy's CPU time per successful request in µs; 0 when unknown.
+func (r result) cpuPerReq() float64 {
+	ok := r.n - r.errors
+	if r.cpu <= 0 || ok <= 0 {
+		return 0
+	}
+	return float64(r.cpu.Nanoseconds()) / 1e3 / float64(ok)
+}
+
+// busy is how many CPUs Caddy kept busy on average; 0 when unknown.
+func (r result) busy() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return r.cpu.Seconds() / r.elapsed.Seconds()
 }
 
 // p returns the q-th percentile latency, rounded for printing.
@@ -55,6 +73,7 @@ func merge(rs []result) result {
 		m.n += r.n
 		m.elapsed += r.elapsed
 		m.errors += r.errors
+		m.cpu += r.cpu
 		m.lat = append(m.lat, r.lat...)
 	}
 	slices.Sort(m.lat)
@@ -73,7 +92,10 @@ func newClient(conns int) *http.Client {
 }
 
 // runPhase runs conns workers calling do until d has passed; 10% of d is a warm-up, not measured.
-func runPhase(ctx context.Context, d time.Duration, conns int, do func(*worker) error) result {
+// When cpu is not nil it is read when the warm-up ends and after the last request, and the
+// difference is the result's cpu: the requests in flight at the start of the measure are not
+// counted but their rest is, which biases the result by at most conns requests' worth.
+func runPhase(ctx context.Context, d time.Duration, conns int, cpu func() time.Duration, do func(*worker) error) result {
 	client := newClient(conns)
 	defer client.CloseIdleConnections()
 	warmEnd := time.Now().Add(d / 10)
@@ -103,9 +125,22 @@ func runPhase(ctx context.Context, d time.Duration, conns int, do func(*worker) 
 			}
 		}()
 	}
+	var cpu0 time.Duration
+	if cpu != nil {
+		select {
+		case <-time.After(time.Until(warmEnd)):
+		case <-ctx.Done():
+		}
+		cpu0 = cpu()
+	}
 	wg.Wait()
 	var r result
 	r.elapsed = d
+	if cpu0 > 0 {
+		if cpu1 := cpu(); cpu1 > 0 {
+			r.cpu = cpu1 - cpu0
+		}
+	}
 	for _, w := range workers {
 		r.n += len(w.lat)
 		r.lat = append(r.lat, w.lat...)
@@ -156,12 +191,17 @@ func (w *worker) get(url, token string) error {
 	return nil
 }
 
-// mintToken gets one client-credentials token and keeps it.
-func (w *worker) mintToken(tokenURL string) error {
+// tokenRequest is a client-credentials token request, as a confidential client sends it.
+func tokenRequest(tokenURL string) *http.Request {
 	req, _ := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader("grant_type=client_credentials&scope=read"))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.SetBasicAuth(benchClient, benchSecret)
-	resp, err := w.client.Do(req)
+	return req
+}
+
+// mintToken gets one client-credentials token and keeps it.
+func (w *worker) mintToken(tokenURL string) error {
+	resp, err := w.client.Do(tokenRequest(tokenURL))
 	if err != nil {
 		return err
 	}
@@ -174,6 +214,19 @@ func (w *worker) mintToken(tokenURL string) error {
 	}
 	w.tokens = append(w.tokens, tok.AccessToken)
 	return nil
+}
+
+// responseSize is the size of the body that one token request to tokenURL gets.
+func responseSize(tokenURL string) (int, error) {
+	client := newClient(1)
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(tokenRequest(tokenURL))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return len(b), err
 }
 
 // counter hands out increasing indexes to concurrent workers.
