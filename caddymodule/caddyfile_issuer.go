@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"strconv"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -45,6 +47,9 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	    device_code_ttl <duration>        # device and user codes (RFC 8628), default 10m
 //	    device_poll_interval <duration>   # device polling interval, whole seconds, default 5s
 //	    cors_origins <origin>...          # browser origins besides those of redirect URIs
+//	    limits {                          # brute-force and pending-state bounds (issuer.Limits)
+//	        <limit> <n>                   # e.g. sign_in_failures_per_user_address 10
+//	    }
 //	    users_file <path>                 # JSON users, reloaded on change
 //	    user <name> <bcrypt-or-argon2id-hash> {
 //	        claim <name> <value>
@@ -131,6 +136,10 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			h.CORSOrigins = append(h.CORSOrigins, args...)
+		case "limits":
+			if err := parseLimits(d, &h.Limits); err != nil {
+				return err
+			}
 		case "users_file":
 			if !d.AllArgs(&h.UsersFile) {
 				return d.ArgErr()
@@ -181,7 +190,9 @@ func parseStorage(d *caddyfile.Dispenser) (*StorageConfig, error) {
 	return nil, d.Errf("storage: unknown backend %q (supported: bolt, redis)", args[0])
 }
 
-func parseDuration(d *caddyfile.Dispenser, into *caddy.Duration) error {
+// parseDuration reads the one argument of a duration sub-directive into a caddy.Duration or
+// an issuer.Duration.
+func parseDuration[D ~int64](d *caddyfile.Dispenser, into *D) error {
 	name := d.Val()
 	var s string
 	if !d.AllArgs(&s) {
@@ -191,7 +202,42 @@ func parseDuration(d *caddyfile.Dispenser, into *caddy.Duration) error {
 	if err != nil || dur <= 0 {
 		return d.Errf("%s: %q is not a positive duration", name, s)
 	}
-	*into = caddy.Duration(dur)
+	*into = D(dur)
+	return nil
+}
+
+// parseLimits reads a limits block: `<name> <n>` lines, one per issuer.Limits field.
+func parseLimits(d *caddyfile.Dispenser, l *issuer.Limits) error {
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	fields := map[string]*int{
+		"sign_in_failures_per_user_address": &l.SignInFailuresPerUserAddress,
+		"sign_in_failures_per_address":      &l.SignInFailuresPerAddress,
+		"sign_in_failures_per_user":         &l.SignInFailuresPerUser,
+		"client_auth_failures_per_address":  &l.ClientAuthFailuresPerAddress,
+		"user_code_failures_per_address":    &l.UserCodeFailuresPerAddress,
+		"pending_per_address":               &l.PendingPerAddress,
+		"pending_per_client":                &l.PendingPerClient,
+		"device_codes_per_address":          &l.DeviceCodesPerAddress,
+		"device_codes_per_client":           &l.DeviceCodesPerClient,
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		name := d.Val()
+		into, ok := fields[name]
+		if !ok {
+			return d.Errf("limits: unknown limit %q", name)
+		}
+		var v string
+		if !d.AllArgs(&v) {
+			return d.Errf("limits: want `%s <n>`", name)
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return d.Errf("limits: %s: %q is not a positive number", name, v)
+		}
+		*into = n
+	}
 	return nil
 }
 

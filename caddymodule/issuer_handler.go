@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -21,46 +20,13 @@ func init() {
 // server. It answers only its own paths (metadata, JWKS, token endpoint, pages) and passes
 // every other request to the next handler, so one site can serve the issuer and an app.
 type IssuerHandler struct {
-	// Issuer is the issuer URL, the "iss" of every token. Required.
-	Issuer string `json:"issuer"`
+	// Config is the issuer's configuration, embedded as it is: its fields (issuer,
+	// access_token_ttl, clients, …) are the handler's JSON fields, and issuer.Config documents
+	// each with its default. Client secrets may use placeholders such as {env.SECRET}.
+	issuer.Config
 	// Storage selects where keys, codes and tokens live. Default: a bolt file in Caddy's data
 	// directory.
 	Storage *StorageConfig `json:"storage,omitempty"`
-	// AccessTokenTTL is the access-token lifetime. Default 10m.
-	AccessTokenTTL caddy.Duration `json:"access_token_ttl,omitempty"`
-	// RefreshTokenTTL is the absolute refresh-token lifetime. Default 720h.
-	RefreshTokenTTL caddy.Duration `json:"refresh_token_ttl,omitempty"`
-	// RefreshTokenIdleTTL ends a refresh-token family unused for this long. Default 336h.
-	RefreshTokenIdleTTL caddy.Duration `json:"refresh_token_idle_ttl,omitempty"`
-	// RefreshReuseGrace lets a duplicate refresh within this window get the same answer
-	// instead of revoking the session. Default 0 (off).
-	RefreshReuseGrace caddy.Duration `json:"refresh_reuse_grace,omitempty"`
-	// KeyRotation is how long a signing key signs before a new one replaces it. Default
-	// 720h; replaced keys stay in the JWKS until the tokens they signed have expired.
-	KeyRotation caddy.Duration `json:"key_rotation,omitempty"`
-	// SigningAlg signs access tokens: ES256 (default), ES384, RS256, PS256 or EdDSA.
-	SigningAlg string `json:"signing_alg,omitempty"`
-	// IDTokenSigningAlg signs ID tokens. Default RS256.
-	IDTokenSigningAlg string `json:"id_token_signing_alg,omitempty"`
-	// CodeTTL is the authorization-code lifetime. Default 60s.
-	CodeTTL caddy.Duration `json:"code_ttl,omitempty"`
-	// SessionTTL is the browser sign-in (SSO) session lifetime. Default 24h.
-	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
-	// DeviceCodeTTL is the lifetime of device and user codes (RFC 8628). Default 10m.
-	DeviceCodeTTL caddy.Duration `json:"device_code_ttl,omitempty"`
-	// DevicePollInterval is the minimum time, in whole seconds, between a device's token
-	// requests (RFC 8628 interval). Default 5s.
-	DevicePollInterval caddy.Duration `json:"device_poll_interval,omitempty"`
-	// CORSOrigins may call the token, userinfo, JWKS and metadata endpoints from a browser, in
-	// addition to the origins of registered redirect URIs.
-	CORSOrigins []string `json:"cors_origins,omitempty"`
-	// UsersFile is a JSON file of users ({"users":[{"name","password_hash","claims"}]}),
-	// reloaded when it changes.
-	UsersFile string `json:"users_file,omitempty"`
-	// Users who can sign in.
-	Users []issuer.User `json:"users,omitempty"`
-	// Clients registered with the issuer. Secrets may use placeholders such as {env.SECRET}.
-	Clients []issuer.Client `json:"clients,omitempty"`
 
 	server   *issuer.Server
 	storeKey string
@@ -74,33 +40,15 @@ func (IssuerHandler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision opens the store, loads the keys and registers the issuer with the tollgate app.
+// Provision opens the store, starts the issuer (issuer.New checks the configuration) and
+// registers it with the tollgate app.
 func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
-	clients := make([]issuer.Client, len(h.Clients))
+	cfg := h.Config
+	cfg.Clients = make([]issuer.Client, len(h.Clients))
 	for i, c := range h.Clients {
 		c.Secret = repl.ReplaceKnown(c.Secret, "")
-		clients[i] = c
-	}
-	cfg := issuer.Config{
-		Issuer:              h.Issuer,
-		AccessTokenTTL:      time.Duration(h.AccessTokenTTL),
-		RefreshTokenTTL:     time.Duration(h.RefreshTokenTTL),
-		RefreshTokenIdleTTL: time.Duration(h.RefreshTokenIdleTTL),
-		RefreshReuseGrace:   time.Duration(h.RefreshReuseGrace),
-		SigningAlg:          h.SigningAlg,
-		IDTokenSigningAlg:   h.IDTokenSigningAlg,
-		CodeTTL:             time.Duration(h.CodeTTL),
-		SessionTTL:          time.Duration(h.SessionTTL),
-		DeviceCodeTTL:       time.Duration(h.DeviceCodeTTL),
-		DevicePollInterval:  time.Duration(h.DevicePollInterval),
-		CORSOrigins:         h.CORSOrigins,
-		UsersFile:           h.UsersFile,
-		Users:               h.Users,
-		Clients:             clients,
-	}
-	if err := cfg.Validate(); err != nil {
-		return fmt.Errorf("oauth_issuer: %w", err)
+		cfg.Clients[i] = c
 	}
 	digest := sha256.Sum256([]byte(h.Issuer))
 	st, key, err := openStore(h.Storage, hex.EncodeToString(digest[:8]))
@@ -108,8 +56,7 @@ func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("oauth_issuer %s: %w", h.Issuer, err)
 	}
 	h.storeKey = key
-	h.server, err = issuer.New(ctx, cfg, issuer.Deps{Store: st, Logger: ctx.Logger(), ClientIP: clientIP,
-		SharedStore: h.Storage != nil && h.Storage.Backend != "" && h.Storage.Backend != "bolt"})
+	h.server, err = issuer.New(ctx, cfg, issuer.Deps{Store: st, Logger: ctx.Logger(), ClientIP: clientIP})
 	if err != nil {
 		return fmt.Errorf("oauth_issuer %s: %w", h.Issuer, err)
 	}

@@ -29,21 +29,16 @@ type keyBinding struct {
 	revocations policy.RevocationChecker // nil when the issuer keeps no deny-list here
 }
 
-// revocationLister is what the in-process issuer offers once it keeps a deny-list of revoked
-// access tokens; it is looked up by type assertion so that the protector honours revocations as
-// soon as the issuer has the method.
-type revocationLister interface{ Revoked(jti string) bool }
+// localIssuer is what the protector needs of an in-process issuer (*issuer.Server): its keys,
+// and its deny-list, which every node sharing the issuer's store keeps current.
+type localIssuer interface {
+	Keys() *keys.Manager
+	policy.RevocationChecker
+}
 
-// localIssuer is what the protector needs of an in-process issuer (*issuer.Server).
-type localIssuer interface{ Keys() *keys.Manager }
-
-// bind points the protector at the in-process issuer s, and at its deny-list when it has one.
+// bind points the protector at the in-process issuer s and its deny-list.
 func (b *boundKeys) bind(s localIssuer) {
-	kb := &keyBinding{keys: s.Keys()}
-	if rl, ok := any(s).(revocationLister); ok {
-		kb.revocations = rl
-	}
-	b.b.Store(kb)
+	b.b.Store(&keyBinding{keys: s.Keys(), revocations: s})
 }
 
 // bindRemote points the protector at a remote issuer's keys.
@@ -78,8 +73,7 @@ func (b *boundKeys) Revoked(jti string) bool {
 
 // Interface guards
 var (
-	_ localIssuer              = (*issuer.Server)(nil)
-	_ revocationLister         = (*issuer.Server)(nil) // the issuer's deny-list reaches the edge
+	_ localIssuer              = (*issuer.Server)(nil) // the issuer's deny-list reaches the edge
 	_ policy.KeySource         = (*boundKeys)(nil)
 	_ policy.KeyVersioner      = (*boundKeys)(nil)
 	_ policy.RevocationChecker = (*boundKeys)(nil)

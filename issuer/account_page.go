@@ -56,7 +56,7 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 		s.methodNotAllowed(w, r)
 		return
 	}
-	consents, err := s.consents(ctx, sess.User)
+	consents, err := s.state.Consents(ctx, sess.User)
 	if err != nil {
 		s.errorPage(w, r, errServer(err))
 		return

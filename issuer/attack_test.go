@@ -196,11 +196,11 @@ func TestLoginThrottling(t *testing.T) {
 	if !strings.Contains(unknown, errBadCredentials) || !strings.Contains(wrong, "is incorrect") {
 		t.Fatal("unknown user and wrong password must give the same message")
 	}
-	for i := 0; i < maxFailuresPerUser; i++ {
+	for i := 0; i < f.cfg.Limits.SignInFailuresPerUserAddress; i++ {
 		try("alice", "wrong")
 	}
 	if status, _ := try("alice", alicePassword); status != http.StatusTooManyRequests {
-		t.Fatalf("right password after %d failures: %d, want 429", maxFailuresPerUser, status)
+		t.Fatalf("right password after %d failures: %d, want 429", f.cfg.Limits.SignInFailuresPerUserAddress, status)
 	}
 }
 

@@ -1,35 +1,20 @@
 package issuer
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
 	"time"
 
-	"github.com/tollgate-auth/tollgate/issuer/store"
+	"github.com/tollgate-auth/tollgate/issuer/state"
 	"github.com/tollgate-auth/tollgate/issuer/ui"
 )
 
 // pendingTTL bounds how long a user may take to sign in and consent.
 const pendingTTL = 15 * time.Minute
 
-// pending is a request waiting for the user to sign in or consent: an authorization request,
-// or a device verification (then Resume is the device page and RedirectURI is empty).
-type pending struct {
-	authRequest
-	// Resume is the path the login and consent pages go back to with ?request=<id>.
-	Resume    string `json:"resume"`
-	Created   int64  `json:"created"`
-	SignedIn  bool   `json:"signed_in,omitempty"` // the user entered a password for this request
-	Consented bool   `json:"consented,omitempty"`
-	Denied    bool   `json:"denied,omitempty"` // the user pressed deny on the consent page
-	// DeviceCode is the hash of the device code a device verification approves.
-	DeviceCode string `json:"device_code,omitempty"`
-}
-
 // resumeURL is where the login and consent pages send the browser back to.
-func (s *Server) resumeURL(p *pending, id string) string {
+func (s *Server) resumeURL(p *state.Pending, id string) string {
 	return s.base + p.Resume + "?request=" + url.QueryEscape(id)
 }
 
@@ -56,27 +41,28 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		s.authorizeFailed(w, r, req, ae)
 		return
 	}
-	req.BrowserCookie = hashKey(s.csrfToken(w, r))
-	s.proceed(w, r, &pending{authRequest: *req, Resume: PathAuthorize, Created: time.Now().Unix()}, c, "")
+	req.BrowserCookie = state.Key(s.csrfToken(w, r))
+	s.proceed(w, r, &state.Pending{AuthRequest: *req, Resume: PathAuthorize, Created: time.Now().Unix()}, c, "")
 }
 
 // proceed takes a request as far as it can go: to the login page, the consent page, or the
 // response to the client. id is the request's pending id once it has been stored.
-func (s *Server) proceed(w http.ResponseWriter, r *http.Request, p *pending, c *client, id string) {
+func (s *Server) proceed(w http.ResponseWriter, r *http.Request, p *state.Pending, c *client, id string) {
 	ctx := r.Context()
 	if p.Denied {
-		_ = s.store.Delete(ctx, bucketPending, id)
-		s.authorizeFailed(w, r, &p.authRequest, &authorizeError{Error: newError("access_denied", "the user denied the request"), redirect: true})
+		if s.complete(w, r, p, id) {
+			s.authorizeFailed(w, r, &p.AuthRequest, &authorizeError{Error: newError("access_denied", "the user denied the request"), redirect: true})
+		}
 		return
 	}
 	sess, _, err := s.currentSession(ctx, r)
 	if err != nil {
-		s.authorizeFailed(w, r, &p.authRequest, &authorizeError{Error: errServer(err), redirect: true})
+		s.authorizeFailed(w, r, &p.AuthRequest, &authorizeError{Error: errServer(err), redirect: true})
 		return
 	}
 	if s.needsLogin(p, sess) {
-		if p.hasPrompt("none") {
-			s.authorizeFailed(w, r, &p.authRequest, &authorizeError{Error: newError("login_required", "the user is not signed in"), redirect: true})
+		if p.HasPrompt("none") {
+			s.authorizeFailed(w, r, &p.AuthRequest, &authorizeError{Error: newError("login_required", "the user is not signed in"), redirect: true})
 			return
 		}
 		s.redirectToPage(w, r, p, id, PathLogin)
@@ -84,37 +70,37 @@ func (s *Server) proceed(w http.ResponseWriter, r *http.Request, p *pending, c *
 	}
 	needsConsent, err := s.needsConsent(r, p, c, sess.User)
 	if err != nil {
-		s.authorizeFailed(w, r, &p.authRequest, &authorizeError{Error: errServer(err), redirect: true})
+		s.authorizeFailed(w, r, &p.AuthRequest, &authorizeError{Error: errServer(err), redirect: true})
 		return
 	}
 	if needsConsent {
-		if p.hasPrompt("none") {
-			s.authorizeFailed(w, r, &p.authRequest, &authorizeError{Error: newError("consent_required", "the user has not consented"), redirect: true})
+		if p.HasPrompt("none") {
+			s.authorizeFailed(w, r, &p.AuthRequest, &authorizeError{Error: newError("consent_required", "the user has not consented"), redirect: true})
 			return
 		}
 		s.redirectToPage(w, r, p, id, PathConsent)
 		return
 	}
-	if id != "" {
-		_ = s.store.Delete(ctx, bucketPending, id)
-	}
-	params, e := s.issueAuthorization(ctx, &p.authRequest, c, sess)
-	if e != nil {
-		s.authorizeFailed(w, r, &p.authRequest, &authorizeError{Error: e, redirect: true})
+	if !s.complete(w, r, p, id) {
 		return
 	}
-	s.respondToClient(w, r, &p.authRequest, params)
+	params, e := s.issueAuthorization(ctx, &p.AuthRequest, c, sess)
+	if e != nil {
+		s.authorizeFailed(w, r, &p.AuthRequest, &authorizeError{Error: e, redirect: true})
+		return
+	}
+	s.respondToClient(w, r, &p.AuthRequest, params)
 }
 
 // needsLogin reports whether the user must (again) enter a password: no session, prompt=login
 // not yet satisfied by a sign-in for this request, or a max_age exceeded.
-func (s *Server) needsLogin(p *pending, sess *session) bool {
+func (s *Server) needsLogin(p *state.Pending, sess *state.Session) bool {
 	switch {
 	case sess == nil:
 		return true
 	case p.SignedIn:
 		return false
-	case p.hasPrompt("login"):
+	case p.HasPrompt("login"):
 		return true
 	case p.MaxAge >= 0 && time.Now().Unix()-sess.AuthTime > p.MaxAge:
 		return true
@@ -124,11 +110,11 @@ func (s *Server) needsLogin(p *pending, sess *session) bool {
 
 // needsConsent reports whether the consent page must be shown. Device verifications always
 // show it: the user must confirm the device they are approving.
-func (s *Server) needsConsent(r *http.Request, p *pending, c *client, user string) (bool, error) {
-	if p.Consented || c.Consent == "skip" && !p.hasPrompt("consent") && p.DeviceCode == "" {
+func (s *Server) needsConsent(r *http.Request, p *state.Pending, c *client, user string) (bool, error) {
+	if p.Consented || c.Consent == "skip" && !p.HasPrompt("consent") && p.DeviceCode == "" {
 		return false, nil
 	}
-	if p.hasPrompt("consent") || p.DeviceCode != "" {
+	if p.HasPrompt("consent") || p.DeviceCode != "" {
 		return true, nil
 	}
 	granted, err := s.consentedScopes(r.Context(), user, c.ID)
@@ -143,51 +129,96 @@ func (s *Server) needsConsent(r *http.Request, p *pending, c *client, user strin
 	return false, nil
 }
 
-// redirectToPage stores the request (once) and sends the browser to the login or consent page.
-func (s *Server) redirectToPage(w http.ResponseWriter, r *http.Request, p *pending, id, page string) {
+// complete takes a stored request out of the store before it is answered, so that it is
+// answered once however often the browser replays or races the last step; on false the page
+// has been answered. A request never stored (id "") needs nothing.
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, p *state.Pending, id string) bool {
 	if id == "" {
-		var err error
-		if id, err = s.storePending(r, p); err != nil {
-			s.authorizeFailed(w, r, &p.authRequest, &authorizeError{Error: errServer(err), redirect: true})
+		return true
+	}
+	switch err := s.state.TakePending(r.Context(), id); {
+	case errors.Is(err, state.ErrPendingGone):
+		s.errorPage(w, r, errPendingGone)
+		return false
+	case err != nil:
+		s.authorizeFailed(w, r, &p.AuthRequest, &authorizeError{Error: errServer(err), redirect: true})
+		return false
+	}
+	return true
+}
+
+// errPendingGone is the page for a request that expired or was answered already.
+var errPendingGone = &Error{Code: "invalid_request", Description: "This sign-in request has expired or was already used. Go back to the application and start again."}
+
+// redirectToPage stores the request (once) and sends the browser to the login or consent page.
+func (s *Server) redirectToPage(w http.ResponseWriter, r *http.Request, p *state.Pending, id, page string) {
+	if id == "" {
+		var e *Error
+		if id, e = s.storePending(w, r, p); e != nil {
+			if e.Status == http.StatusTooManyRequests {
+				s.errorPage(w, r, e)
+			} else {
+				s.authorizeFailed(w, r, &p.AuthRequest, &authorizeError{Error: e, redirect: true})
+			}
 			return
 		}
 	}
 	http.Redirect(w, r, s.base+page+"?request="+url.QueryEscape(id), http.StatusSeeOther)
 }
 
-// storePending stores a new pending request and returns its id.
-func (s *Server) storePending(r *http.Request, p *pending) (string, error) {
-	id := randomToken()
-	return id, s.savePending(r, id, p)
+// storePending stores a new pending request and returns its id. Each counts against its
+// address and its client for pendingTTL: past PendingPerAddress or PendingPerClient the
+// request is refused with 429 and Retry-After, so nobody can fill the store with requests
+// that are never finished.
+func (s *Server) storePending(w http.ResponseWriter, r *http.Request, p *state.Pending) (string, *Error) {
+	ctx, now := r.Context(), time.Now()
+	win := state.Window{Length: pendingTTL, Now: now}
+	for _, b := range []struct {
+		name  string
+		limit int
+	}{
+		{"pending:address:" + s.clientIP(r), s.cfg.Limits.PendingPerAddress},
+		{"pending:client:" + p.ClientID, s.cfg.Limits.PendingPerClient},
+	} {
+		n, err := s.state.Count(ctx, b.name, 1, win)
+		if err != nil {
+			return "", errServer(err)
+		}
+		if n > int64(b.limit) {
+			w.Header().Set("Retry-After", retryAfter(win.Reset(), now))
+			return "", &Error{Code: "temporarily_unavailable", Status: http.StatusTooManyRequests,
+				Description: "Too many sign-in requests from here. Wait a few minutes and try again."}
+		}
+	}
+	id := state.NewID()
+	if err := s.state.PutPending(ctx, id, p, pendingTTL); err != nil {
+		return "", errServer(err)
+	}
+	return id, nil
 }
 
 // loadPending reads a stored request for the login and consent pages. The request must belong
 // to this browser: a link to someone else's pending request is refused, so a victim cannot be
 // made to sign in to an attacker's authorization request.
-func (s *Server) loadPending(w http.ResponseWriter, r *http.Request, id string) (*pending, *client, bool) {
-	raw, err := s.store.Get(r.Context(), bucketPending, id)
-	if errors.Is(err, store.ErrNotFound) {
-		s.errorPage(w, r, &Error{Code: "invalid_request", Description: "This sign-in request has expired or was already used. Go back to the application and start again."})
-		return nil, nil, false
-	} else if err != nil {
+func (s *Server) loadPending(w http.ResponseWriter, r *http.Request, id string) (*state.Pending, *client, bool) {
+	p, err := s.state.Pending(r.Context(), id)
+	if err != nil {
 		s.errorPage(w, r, errServer(err))
 		return nil, nil, false
 	}
-	var p pending
-	if json.Unmarshal(raw, &p) != nil {
-		s.errorPage(w, r, errServer(errors.New("corrupt pending request")))
+	if p == nil {
+		s.errorPage(w, r, errPendingGone)
 		return nil, nil, false
 	}
 	c := s.clients[p.ClientID]
-	if c == nil || hashKey(s.cookie(r, csrfCookie)) != p.BrowserCookie {
+	if c == nil || state.Key(s.cookie(r, csrfCookie)) != p.BrowserCookie {
 		s.errorPage(w, r, &Error{Code: "invalid_request", Description: "This sign-in request belongs to another browser. Go back to the application and start again."})
 		return nil, nil, false
 	}
-	return &p, c, true
+	return p, c, true
 }
 
 // savePending writes back a pending request after the user acted on it.
-func (s *Server) savePending(r *http.Request, id string, p *pending) error {
-	raw, _ := json.Marshal(p)
-	return s.store.Put(r.Context(), bucketPending, id, raw, pendingTTL)
+func (s *Server) savePending(r *http.Request, id string, p *state.Pending) error {
+	return s.state.PutPending(r.Context(), id, p, pendingTTL)
 }

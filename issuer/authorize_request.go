@@ -5,35 +5,21 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/tollgate-auth/tollgate/issuer/state"
 )
 
-// authRequest is a validated authorization request (RFC 6749 §4.1.1, §4.2.1; OpenID Connect
-// Core §3.1.2.1). It is kept in the store while the user signs in and consents.
-type authRequest struct {
-	ClientID      string   `json:"client_id"`
-	RedirectURI   string   `json:"redirect_uri"`
-	RedirectGiven bool     `json:"redirect_given,omitempty"` // redirect_uri was in the request
-	ResponseType  string   `json:"response_type"`            // "code", "token", "id_token" or "id_token token"
-	ResponseMode  string   `json:"response_mode"`            // "query", "fragment" or "form_post"
-	Scopes        []string `json:"scopes"`
-	State         string   `json:"state,omitempty"`
-	Nonce         string   `json:"nonce,omitempty"`
-	Challenge     string   `json:"code_challenge,omitempty"`
-	Prompt        []string `json:"prompt,omitempty"`
-	MaxAge        int64    `json:"max_age"` // -1 when absent
-	LoginHint     string   `json:"login_hint,omitempty"`
-	BrowserCookie string   `json:"browser"` // hash of the CSRF cookie: binds the request to one browser
-}
+// authRequest is a validated authorization request, kept in the store while the user signs in
+// and consents (its record type is the state layer's).
+type authRequest = state.AuthRequest
 
-func (a *authRequest) hasPrompt(p string) bool { return contains(a.Prompt, p) }
-
-func (a *authRequest) issuesCode() bool { return a.ResponseType == "code" }
-func (a *authRequest) issuesToken() bool {
-	return strings.Contains(a.ResponseType, "token") && a.ResponseType != "id_token"
-}
-func (a *authRequest) issuesIDToken() bool {
-	return strings.HasPrefix(a.ResponseType, "id_token") || a.issuesCode() && contains(a.Scopes, "openid")
-}
+// Bounds of what an authorization request may make the issuer store (RFC 6749 leaves them to
+// the server): longer values are refused with invalid_request.
+const (
+	maxStateLen     = 2048
+	maxNonceLen     = 512
+	maxLoginHintLen = 256
+)
 
 // supportedResponseTypes maps a response_type (in any token order) to its canonical form.
 var supportedResponseTypes = map[string]string{
@@ -65,6 +51,10 @@ func (s *Server) parseAuthRequest(r *http.Request, q url.Values) (*authRequest, 
 	}
 	req := &authRequest{ClientID: c.ID, State: q.Get("state"), Nonce: q.Get("nonce"), MaxAge: -1,
 		LoginHint: q.Get("login_hint")}
+	tooLong := len(req.State) > maxStateLen
+	if tooLong {
+		req.State = "" // not echoed: the client sees invalid_request without it
+	}
 	redirect, ok := c.matchRedirectURI(q.Get("redirect_uri"), contains(strings.Fields(q.Get("scope")), "openid"))
 	if !ok {
 		return nil, nil, page(errInvalidRequest("the redirect_uri is not registered for this client"))
@@ -79,6 +69,14 @@ func (s *Server) parseAuthRequest(r *http.Request, q url.Values) (*authRequest, 
 	}
 	// From here on the redirect URI is trusted; errors go back to it.
 	back := func(e *Error) *authorizeError { return &authorizeError{Error: e, redirect: true} }
+	switch {
+	case tooLong:
+		return req, c, back(errInvalidRequest("state is longer than " + strconv.Itoa(maxStateLen) + " bytes"))
+	case len(req.Nonce) > maxNonceLen:
+		return req, c, back(errInvalidRequest("nonce is longer than " + strconv.Itoa(maxNonceLen) + " bytes"))
+	case len(req.LoginHint) > maxLoginHintLen:
+		return req, c, back(errInvalidRequest("login_hint is longer than " + strconv.Itoa(maxLoginHintLen) + " bytes"))
+	}
 	switch mode := q.Get("response_mode"); mode {
 	case "":
 	case "query":
@@ -110,12 +108,12 @@ func (s *Server) parseAuthRequest(r *http.Request, q url.Values) (*authRequest, 
 	case rt != "code" && !c.grants[GrantImplicit]:
 		return req, c, back(errUnauthorizedClient("the client may not use the implicit flow"))
 	}
-	scopes, e := c.grantedScopes(q.Get("scope"), []string{"openid", "offline_access"}, nil)
+	scopes, e := c.grantScopes(q.Get("scope"), scopeGrant{notByDefault: []string{"openid", "offline_access"}})
 	if e != nil {
 		return req, c, back(e)
 	}
 	req.Scopes = scopes
-	if req.issuesIDToken() && !contains(scopes, "openid") {
+	if req.IssuesIDToken() && !contains(scopes, "openid") {
 		return req, c, back(errInvalidScope("an id_token needs the openid scope"))
 	}
 	if rt != "code" && contains(scopes, "offline_access") {
@@ -124,10 +122,10 @@ func (s *Server) parseAuthRequest(r *http.Request, q url.Values) (*authRequest, 
 	if strings.HasPrefix(rt, "id_token") && req.Nonce == "" {
 		return req, c, back(errInvalidRequest("nonce is required when an id_token is returned from the authorization endpoint"))
 	}
-	if e := req.parsePKCE(c, q); e != nil {
+	if e := parsePKCE(req, c, q); e != nil {
 		return req, c, back(e)
 	}
-	if e := req.parsePrompt(q); e != nil {
+	if e := parsePrompt(req, q); e != nil {
 		return req, c, back(e)
 	}
 	return req, c, nil
@@ -135,7 +133,7 @@ func (s *Server) parseAuthRequest(r *http.Request, q url.Values) (*authRequest, 
 
 // parsePKCE applies RFC 7636 and RFC 9700 §2.1.1: S256 only; required for public clients;
 // accepted (then enforced) for confidential ones.
-func (a *authRequest) parsePKCE(c *client, q url.Values) *Error {
+func parsePKCE(a *authRequest, c *client, q url.Values) *Error {
 	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
 	if a.ResponseType != "code" {
 		if challenge != "" {
@@ -163,7 +161,7 @@ func (a *authRequest) parsePKCE(c *client, q url.Values) *Error {
 }
 
 // parsePrompt reads prompt (OpenID Connect Core §3.1.2.1) and max_age.
-func (a *authRequest) parsePrompt(q url.Values) *Error {
+func parsePrompt(a *authRequest, q url.Values) *Error {
 	for _, p := range strings.Fields(q.Get("prompt")) {
 		switch p {
 		case "none", "login", "consent", "select_account":
@@ -174,7 +172,7 @@ func (a *authRequest) parsePrompt(q url.Values) *Error {
 			return errInvalidRequest("unsupported prompt value")
 		}
 	}
-	if a.hasPrompt("none") && len(a.Prompt) > 1 {
+	if a.HasPrompt("none") && len(a.Prompt) > 1 {
 		return errInvalidRequest("prompt=none cannot be combined with other values")
 	}
 	if v := q.Get("max_age"); v != "" {

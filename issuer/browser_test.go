@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/tollgate-auth/tollgate/issuer/store"
 	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
 )
 
@@ -25,6 +26,7 @@ import (
 type flowServer struct {
 	*Server
 	url string
+	st  store.Store // the issuer's store, for white-box checks of what it recorded
 }
 
 const alicePassword = "correct horse battery staple"
@@ -75,7 +77,7 @@ func newFlowServerLogging(t testing.TB, log *zap.Logger, mutate ...func(*Config)
 	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: s}}
 	srv.Start()
 	t.Cleanup(func() { srv.Close(); st.Close() })
-	return &flowServer{Server: s, url: base}
+	return &flowServer{Server: s, url: base, st: st}
 }
 
 // browser is an HTTP client with cookies that does not follow redirects, so each step of a

@@ -9,59 +9,62 @@ import (
 // authenticateClient identifies and authenticates the client of a token-endpoint request
 // (RFC 6749 §2.3.1) by client_secret_basic or client_secret_post, never both. A public client
 // identifies itself with client_id alone and must not send a secret. Every failure is the same
-// invalid_client (401), with a Basic challenge when Basic was tried.
+// invalid_client (401), with a Basic challenge when Basic was tried. Failed secrets are
+// counted per client and address; past the limit, that address is refused for that client
+// before its secret is looked at.
 func (s *Server) authenticateClient(r *http.Request, f form) (*client, *Error) {
+	basic := false
+	var id, secret string
+	var hasSecret bool
 	if auth := r.Header.Get("Authorization"); len(auth) >= 6 && strings.EqualFold(auth[:6], "basic ") {
-		return s.authenticateBasic(r, f)
-	}
-	id := f["client_id"]
-	if id == "" {
-		return nil, errInvalidClient(false)
-	}
-	c := s.clients[id]
-	secret, hasSecret := f["client_secret"]
-	switch {
-	case c == nil:
-		dummy.checkSecret(secret) // same work as a known client
-		return nil, errInvalidClient(false)
-	case c.public():
-		if hasSecret {
+		if _, ok := f["client_secret"]; ok {
+			return nil, errInvalidRequest("use one client authentication method, not both Basic and client_secret")
+		}
+		user, pass, ok := r.BasicAuth()
+		if !ok {
+			return nil, errInvalidClient(true)
+		}
+		// RFC 6749 §2.3.1: the id and secret are form-encoded before Basic encoding.
+		var err1, err2 error
+		id, err1 = url.QueryUnescape(user)
+		secret, err2 = url.QueryUnescape(pass)
+		if err1 != nil || err2 != nil {
+			return nil, errInvalidClient(true)
+		}
+		if fid, ok := f["client_id"]; ok && fid != id {
+			return nil, errInvalidRequest("client_id does not match the Basic credentials")
+		}
+		basic, hasSecret = true, secret != ""
+	} else {
+		id = f["client_id"]
+		secret, hasSecret = f["client_secret"]
+		if id == "" {
 			return nil, errInvalidClient(false)
 		}
-		return c, nil
-	case !hasSecret || !c.checkSecret(secret):
-		return nil, errInvalidClient(false)
-	}
-	return c, nil
-}
-
-func (s *Server) authenticateBasic(r *http.Request, f form) (*client, *Error) {
-	if _, ok := f["client_secret"]; ok {
-		return nil, errInvalidRequest("use one client authentication method, not both Basic and client_secret")
-	}
-	user, pass, ok := r.BasicAuth()
-	if !ok {
-		return nil, errInvalidClient(true)
-	}
-	// RFC 6749 §2.3.1: the id and secret are form-encoded before Basic encoding.
-	id, err1 := url.QueryUnescape(user)
-	secret, err2 := url.QueryUnescape(pass)
-	if err1 != nil || err2 != nil {
-		return nil, errInvalidClient(true)
-	}
-	if fid, ok := f["client_id"]; ok && fid != id {
-		return nil, errInvalidRequest("client_id does not match the Basic credentials")
 	}
 	c := s.clients[id]
-	if c == nil {
-		dummy.checkSecret(secret)
-		return nil, errInvalidClient(true)
+	if c != nil && c.public() {
+		// A public client names itself; it may not send a secret (many libraries send an
+		// empty Basic password, which is no secret).
+		if hasSecret {
+			return nil, errInvalidClient(basic)
+		}
+		return c, nil
 	}
-	if c.public() && secret == "" {
-		return c, nil // a public client naming itself in Basic with an empty password, as many libraries do
+	ctx, ip := r.Context(), s.clientIP(r)
+	allowed, err := s.clientAuthAllowed(ctx, id, ip)
+	if err != nil {
+		return nil, errServer(err)
 	}
-	if !c.checkSecret(secret) {
-		return nil, errInvalidClient(true)
+	check := c
+	if check == nil {
+		check = dummy // same work as a known client
+	}
+	if ok := check.checkSecret(secret); !ok || c == nil || !hasSecret || !allowed {
+		if allowed {
+			s.clientAuthFailed(ctx, id, ip)
+		}
+		return nil, errInvalidClient(basic)
 	}
 	return c, nil
 }

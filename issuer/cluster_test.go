@@ -21,7 +21,7 @@ func TestRevocationReachesOtherNodes(t *testing.T) {
 	t.Cleanup(func() { st.Close() })
 	var nodes [2]*Server
 	for i := range nodes {
-		if nodes[i], err = New(context.Background(), testConfig(), Deps{Store: st, SharedStore: true}); err != nil {
+		if nodes[i], err = New(context.Background(), testConfig(), Deps{Store: st}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { nodes[i].Close() })

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
+	"github.com/tollgate-auth/tollgate/issuer/keys"
 	"github.com/tollgate-auth/tollgate/issuer/users"
 )
 
@@ -20,46 +22,85 @@ const (
 	GrantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
 )
 
-// Config is the issuer's configuration. It is plain data; New checks it.
+// Config is the issuer's configuration: plain data, the one place where each setting, its
+// default and its meaning are written down. The Caddy module embeds it as it is (its JSON
+// names are the handler's), and New checks it, once (Check).
 type Config struct {
 	// Issuer is the "iss" of every token: an https URL, or http on a loopback host for demos.
 	Issuer string `json:"issuer"`
 	// AccessTokenTTL is the lifetime of access tokens. Default 10m.
-	AccessTokenTTL time.Duration `json:"access_token_ttl,omitempty"`
+	AccessTokenTTL Duration `json:"access_token_ttl,omitempty"`
 	// RefreshTokenTTL is the absolute lifetime of a refresh-token family. Default 720h.
-	RefreshTokenTTL time.Duration `json:"refresh_token_ttl,omitempty"`
+	RefreshTokenTTL Duration `json:"refresh_token_ttl,omitempty"`
 	// RefreshTokenIdleTTL ends a refresh-token family that is not used for this long.
 	// Default 336h (14 days), never longer than RefreshTokenTTL.
-	RefreshTokenIdleTTL time.Duration `json:"refresh_token_idle_ttl,omitempty"`
+	RefreshTokenIdleTTL Duration `json:"refresh_token_idle_ttl,omitempty"`
 	// RefreshReuseGrace lets a duplicate refresh of one token within this window get the same
 	// answer instead of revoking the family (mobile apps on flaky networks retry). Default 0: off.
-	RefreshReuseGrace time.Duration `json:"refresh_reuse_grace,omitempty"`
-	// SigningAlg signs access tokens. Default ES256.
+	RefreshReuseGrace Duration `json:"refresh_reuse_grace,omitempty"`
+	// SigningAlg signs access tokens: ES256 (default), ES384, RS256, PS256 or EdDSA.
 	SigningAlg string `json:"signing_alg,omitempty"`
 	// KeyRotation is how long a signing key signs before a new one replaces it; the old
 	// key stays published until every token it signed has expired. Default 720h (30 days).
-	KeyRotation time.Duration `json:"key_rotation,omitempty"`
+	KeyRotation Duration `json:"key_rotation,omitempty"`
 	// IDTokenSigningAlg signs ID tokens. Default RS256 (what every OpenID relying party supports).
 	IDTokenSigningAlg string `json:"id_token_signing_alg,omitempty"`
 	// CodeTTL is the lifetime of authorization codes. Default 60s.
-	CodeTTL time.Duration `json:"code_ttl,omitempty"`
+	CodeTTL Duration `json:"code_ttl,omitempty"`
 	// SessionTTL is the lifetime of a browser sign-in (SSO) session. Default 24h.
-	SessionTTL time.Duration `json:"session_ttl,omitempty"`
+	SessionTTL Duration `json:"session_ttl,omitempty"`
 	// DeviceCodeTTL is the lifetime of a device code and its user code (RFC 8628 §3.2
-	// expires_in). Default 10m.
-	DeviceCodeTTL time.Duration `json:"device_code_ttl,omitempty"`
+	// expires_in), in whole seconds. Default 10m.
+	DeviceCodeTTL Duration `json:"device_code_ttl,omitempty"`
 	// DevicePollInterval is the minimum time, in whole seconds, between two token requests
 	// with one device code (RFC 8628 §3.2 interval). Default 5s.
-	DevicePollInterval time.Duration `json:"device_poll_interval,omitempty"`
+	DevicePollInterval Duration `json:"device_poll_interval,omitempty"`
 	// CORSOrigins are allowed to call the token, userinfo, JWKS, metadata and revocation
 	// endpoints from a browser, in addition to the origins of registered redirect URIs.
 	CORSOrigins []string `json:"cors_origins,omitempty"`
+	// Limits bound what one address, user or client can make the issuer do or keep.
+	Limits Limits `json:"limits,omitzero"`
 	// UsersFile is a JSON file of users, reloaded when it changes.
 	UsersFile string `json:"users_file,omitempty"`
 	// Users who can sign in.
 	Users []User `json:"users,omitempty"`
 	// Clients registered with the issuer.
 	Clients []Client `json:"clients,omitempty"`
+}
+
+// Limits bound brute force and pending state (docs/design.md, "Throttles and bounds"). Each
+// counts in a fixed window; a zero field takes its default. Failed attempts are counted before
+// they are checked, so a burst cannot outrun a limit.
+type Limits struct {
+	// SignInFailuresPerUserAddress is how many wrong passwords one address may try for one
+	// user in 15 minutes; past it that address is refused for that user. Default 10.
+	SignInFailuresPerUserAddress int `json:"sign_in_failures_per_user_address,omitempty"`
+	// SignInFailuresPerAddress is how many wrong passwords one address may try in all in 15
+	// minutes; past it the address is refused. Default 50.
+	SignInFailuresPerAddress int `json:"sign_in_failures_per_address,omitempty"`
+	// SignInFailuresPerUser is how many wrong passwords for one user, from all addresses,
+	// are checked at full speed in 15 minutes; past it, addresses the user has not signed in
+	// from lately get one attempt per back-off interval (2s, doubling every further
+	// SignInFailuresPerUser failures, at most a minute), and the user's own keep theirs.
+	// Default 20.
+	SignInFailuresPerUser int `json:"sign_in_failures_per_user,omitempty"`
+	// ClientAuthFailuresPerAddress is how many failed client authentications for one client
+	// one address may make in 15 minutes; past it that address is refused for that client.
+	// Default 20.
+	ClientAuthFailuresPerAddress int `json:"client_auth_failures_per_address,omitempty"`
+	// UserCodeFailuresPerAddress is how many wrong device user codes one address may enter
+	// in 15 minutes (RFC 8628 §5.1). Default 10.
+	UserCodeFailuresPerAddress int `json:"user_code_failures_per_address,omitempty"`
+	// PendingPerAddress is how many authorization requests one address may start, each kept
+	// while the user signs in, in 15 minutes. Default 200.
+	PendingPerAddress int `json:"pending_per_address,omitempty"`
+	// PendingPerClient is the same per client. Default 20000.
+	PendingPerClient int `json:"pending_per_client,omitempty"`
+	// DeviceCodesPerAddress is how many device authorizations one address may start in one
+	// device_code_ttl. Default 30.
+	DeviceCodesPerAddress int `json:"device_codes_per_address,omitempty"`
+	// DeviceCodesPerClient is the same per client. Default 3000.
+	DeviceCodesPerClient int `json:"device_codes_per_client,omitempty"`
 }
 
 // User is a person who can sign in, configured with a bcrypt or argon2id password hash.
@@ -117,62 +158,78 @@ func NormalizeGrant(name string) string {
 	return ""
 }
 
-// implementedGrants lists the grants this build serves at the token endpoint. Grants that are
-// known but not implemented yet are refused by Validate with a clear message.
-var implementedGrants = map[string]bool{
-	GrantClientCredentials: true, GrantAuthorizationCode: true, GrantImplicit: true,
-	GrantRefreshToken: true, GrantPassword: true, GrantDeviceCode: true,
-}
-
 // withDefaults fills defaults into a copy of c.
 func (c Config) withDefaults() Config {
-	if c.AccessTokenTTL == 0 {
-		c.AccessTokenTTL = 10 * time.Minute
+	def := func(d *Duration, v time.Duration) {
+		if *d == 0 {
+			*d = Duration(v)
+		}
 	}
-	if c.RefreshTokenTTL == 0 {
-		c.RefreshTokenTTL = 720 * time.Hour
-	}
-	if c.RefreshTokenIdleTTL == 0 {
-		c.RefreshTokenIdleTTL = 336 * time.Hour
-	}
+	def(&c.AccessTokenTTL, 10*time.Minute)
+	def(&c.RefreshTokenTTL, 720*time.Hour)
+	def(&c.RefreshTokenIdleTTL, 336*time.Hour)
 	c.RefreshTokenIdleTTL = min(c.RefreshTokenIdleTTL, c.RefreshTokenTTL)
+	def(&c.KeyRotation, 720*time.Hour)
+	def(&c.CodeTTL, 60*time.Second)
+	def(&c.SessionTTL, 24*time.Hour)
+	def(&c.DeviceCodeTTL, 10*time.Minute)
+	def(&c.DevicePollInterval, 5*time.Second)
 	if c.SigningAlg == "" {
 		c.SigningAlg = "ES256"
 	}
 	if c.IDTokenSigningAlg == "" {
 		c.IDTokenSigningAlg = "RS256"
 	}
-	if c.KeyRotation == 0 {
-		c.KeyRotation = 720 * time.Hour
-	}
-	if c.CodeTTL == 0 {
-		c.CodeTTL = 60 * time.Second
-	}
-	if c.SessionTTL == 0 {
-		c.SessionTTL = 24 * time.Hour
-	}
-	if c.DeviceCodeTTL == 0 {
-		c.DeviceCodeTTL = 10 * time.Minute
-	}
-	if c.DevicePollInterval == 0 {
-		c.DevicePollInterval = 5 * time.Second
-	}
+	c.Limits = c.Limits.withDefaults()
 	return c
 }
 
-// Validate checks the configuration and says where a mistake is.
-func (c Config) Validate() error {
+// withDefaults fills the default of every limit left at zero.
+func (l Limits) withDefaults() Limits {
+	def := func(n *int, v int) {
+		if *n == 0 {
+			*n = v
+		}
+	}
+	def(&l.SignInFailuresPerUserAddress, 10)
+	def(&l.SignInFailuresPerAddress, 50)
+	def(&l.SignInFailuresPerUser, 20)
+	def(&l.ClientAuthFailuresPerAddress, 20)
+	def(&l.UserCodeFailuresPerAddress, 10)
+	def(&l.PendingPerAddress, 200)
+	def(&l.PendingPerClient, 20000)
+	def(&l.DeviceCodesPerAddress, 30)
+	def(&l.DeviceCodesPerClient, 3000)
+	return l
+}
+
+// Check checks the configuration, with its defaults filled in, and says where a mistake is.
+// New runs it; so does nothing else (it is not named Validate, so that a Caddy module
+// embedding Config does not get it as its caddy.Validator and check twice).
+func (c Config) Check() error {
+	c = c.withDefaults()
 	if _, err := ParseIssuerURL(c.Issuer); err != nil {
 		return err
 	}
-	if c.AccessTokenTTL < 0 || c.RefreshTokenTTL < 0 || c.CodeTTL < 0 || c.SessionTTL < 0 ||
-		c.RefreshTokenIdleTTL < 0 || c.RefreshReuseGrace < 0 || c.KeyRotation < 0 {
-		return fmt.Errorf("token lifetimes must not be negative")
-	}
-	for _, d := range []time.Duration{c.DeviceCodeTTL, c.DevicePollInterval} {
-		if d < 0 || d%time.Second != 0 {
-			return fmt.Errorf("device_code_ttl and device_poll_interval must be positive whole seconds")
+	for name, d := range map[string]Duration{"access_token_ttl": c.AccessTokenTTL, "refresh_token_ttl": c.RefreshTokenTTL,
+		"refresh_token_idle_ttl": c.RefreshTokenIdleTTL, "refresh_reuse_grace": c.RefreshReuseGrace,
+		"key_rotation": c.KeyRotation, "code_ttl": c.CodeTTL, "session_ttl": c.SessionTTL} {
+		if d < 0 {
+			return fmt.Errorf("%s must not be negative", name)
 		}
+	}
+	for name, d := range map[string]Duration{"device_code_ttl": c.DeviceCodeTTL, "device_poll_interval": c.DevicePollInterval} {
+		if d < 0 || time.Duration(d)%time.Second != 0 {
+			return fmt.Errorf("%s must be a positive number of whole seconds", name)
+		}
+	}
+	for name, alg := range map[string]string{"signing_alg": c.SigningAlg, "id_token_signing_alg": c.IDTokenSigningAlg} {
+		if !slices.Contains(keys.SupportedAlgorithms, alg) {
+			return fmt.Errorf("%s %q is not supported (supported: %s)", name, alg, strings.Join(keys.SupportedAlgorithms, ", "))
+		}
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
 	}
 	users := map[string]bool{}
 	for _, u := range c.Users {
@@ -200,6 +257,21 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// validate refuses negative limits (zero means the default).
+func (l Limits) validate() error {
+	for name, n := range map[string]int{
+		"sign_in_failures_per_user_address": l.SignInFailuresPerUserAddress, "sign_in_failures_per_address": l.SignInFailuresPerAddress,
+		"sign_in_failures_per_user": l.SignInFailuresPerUser, "client_auth_failures_per_address": l.ClientAuthFailuresPerAddress,
+		"user_code_failures_per_address": l.UserCodeFailuresPerAddress, "pending_per_address": l.PendingPerAddress,
+		"pending_per_client": l.PendingPerClient, "device_codes_per_address": l.DeviceCodesPerAddress,
+		"device_codes_per_client": l.DeviceCodesPerClient} {
+		if n < 0 {
+			return fmt.Errorf("limits: %s must be positive", name)
+		}
+	}
+	return nil
+}
+
 // Validate checks one client's settings.
 func (cl Client) Validate() error {
 	if cl.ID == "" {
@@ -209,9 +281,6 @@ func (cl Client) Validate() error {
 		n := NormalizeGrant(g)
 		if n == "" {
 			return fmt.Errorf("unknown grant %q (known: authorization_code implicit client_credentials password refresh_token device_code)", g)
-		}
-		if !implementedGrants[n] {
-			return fmt.Errorf("grant %q is not supported yet", g)
 		}
 		if n == GrantClientCredentials && cl.IsPublic() {
 			return fmt.Errorf("a public client (no secret) cannot use client_credentials")

@@ -2,8 +2,8 @@ package issuer
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/tollgate-auth/tollgate/issuer/ui"
 )
@@ -53,7 +53,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	}
 	switch f["decision"] {
 	case "allow":
-		if err := s.rememberConsent(r.Context(), sess.User, c.ID, p.Scopes); err != nil {
+		if err := s.state.AddConsent(r.Context(), sess.User, c.ID, p.Scopes); err != nil {
 			s.errorPage(w, r, errServer(err))
 			return
 		}
@@ -75,57 +75,25 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// consents returns every client user has allowed, with the scopes allowed.
-func (s *Server) consents(ctx context.Context, user string) (map[string][]string, error) {
-	m, err := getJSON[map[string][]string](ctx, s.store, bucketConsents, hashKey(user))
-	if err != nil {
-		return nil, err
-	} else if m == nil || *m == nil {
-		return map[string][]string{}, nil
-	}
-	return *m, nil
-}
-
 // consentedScopes returns the scopes user has allowed client to have.
 func (s *Server) consentedScopes(ctx context.Context, user, clientID string) ([]string, error) {
-	m, err := s.consents(ctx, user)
+	m, err := s.state.Consents(ctx, user)
 	if err != nil {
 		return nil, err
 	}
 	return m[clientID], nil
 }
 
-// rememberConsent adds scopes to what user has allowed client.
-func (s *Server) rememberConsent(ctx context.Context, user, clientID string, scopes []string) error {
-	m, err := s.consents(ctx, user)
-	if err != nil {
-		return err
-	}
-	for _, sc := range scopes {
-		if !contains(m[clientID], sc) {
-			m[clientID] = append(m[clientID], sc)
-		}
-	}
-	raw, _ := json.Marshal(m)
-	return s.store.Put(ctx, bucketConsents, hashKey(user), raw, 0)
-}
-
 // WithdrawConsent forgets what user allowed client and revokes the client's refresh tokens
 // for the user; the next authorization asks for consent again.
 func (s *Server) WithdrawConsent(ctx context.Context, user, clientID string) error {
-	m, err := s.consents(ctx, user)
-	if err != nil {
+	if err := s.state.WithdrawConsent(ctx, user, clientID); err != nil {
 		return err
 	}
-	delete(m, clientID)
-	raw, _ := json.Marshal(m)
-	if err := s.store.Put(ctx, bucketConsents, hashKey(user), raw, 0); err != nil {
-		return err
-	}
-	return s.revokeFamiliesOf(ctx, user, clientID)
+	return s.state.RevokeBefore(ctx, user, clientID, time.Now())
 }
 
 // SignOutEverywhere ends every browser session and every refresh-token family of user.
 func (s *Server) SignOutEverywhere(ctx context.Context, user string) error {
-	return s.revokeFamiliesOf(ctx, user, "")
+	return s.state.RevokeBefore(ctx, user, "", time.Now())
 }

@@ -2,41 +2,17 @@ package issuer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
-	"github.com/tollgate-auth/tollgate/issuer/store"
+	"github.com/tollgate-auth/tollgate/issuer/state"
 )
 
 // PathDeviceAuthorization is the device authorization endpoint (RFC 8628 §3.1).
 const PathDeviceAuthorization = "/oauth2/device_authorization"
-
-// Store buckets of the device flow. Every key is a hash: of the device code, or of the
-// normalized user code; the store never holds either code.
-const (
-	bucketDeviceCodes     store.Bucket = "device_codes"      // hash(device code) → deviceRecord
-	bucketDeviceUserCodes store.Bucket = "device_user_codes" // hash(user code) → hash(device code)
-	bucketDevicePolls     store.Bucket = "device_polls"      // hash(device code) → devicePoll
-	bucketDeviceDecisions store.Bucket = "device_decisions"  // hash(device code) → deviceDecision
-	bucketDeviceRedeemed  store.Bucket = "device_redeemed"   // hash(device code) → redemption
-)
-
-// deviceRecord is what a device code stands for. It does not change after the device
-// authorization request: the user's decision, the polls and the redemption are separate
-// records, so a poll never overwrites a decision.
-type deviceRecord struct {
-	ClientID string    `json:"client_id"`
-	Scopes   []string  `json:"scopes"`
-	Expires  time.Time `json:"expires"`
-	Interval int64     `json:"interval"`  // seconds
-	UserCode string    `json:"user_code"` // hash of the normalized user code
-}
-
-// expired reports whether the device code is past its expires_in.
-func (d *deviceRecord) expired() bool { return !time.Now().Before(d.Expires) }
 
 // deviceAuthorizationResponse is RFC 8628 §3.2.
 type deviceAuthorizationResponse struct {
@@ -73,21 +49,20 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 	if !c.grants[GrantDeviceCode] {
 		return nil, errUnauthorizedClient("the client is not allowed to use the device_code grant")
 	}
-	scopes, e := c.grantedScopes(f["scope"], []string{"openid", "offline_access"}, nil)
+	scopes, e := c.grantScopes(f["scope"], scopeGrant{notByDefault: []string{"openid", "offline_access"}})
 	if e != nil {
 		return nil, e
 	}
-	ctx := r.Context()
-	deviceCode := randomSecret()
-	key := hashKey(deviceCode)
-	userCode, err := s.reserveUserCode(ctx, key)
-	if err != nil {
-		return nil, errServer(err)
+	ctx, now := r.Context(), time.Now()
+	ttl := time.Duration(s.cfg.DeviceCodeTTL)
+	if e := s.boundDeviceCodes(ctx, w, c, s.clientIP(r), now); e != nil {
+		return nil, e
 	}
-	rec := deviceRecord{ClientID: c.ID, Scopes: scopes, Expires: time.Now().Add(s.cfg.DeviceCodeTTL),
-		Interval: int64(s.cfg.DevicePollInterval / time.Second), UserCode: hashKey(userCode)}
-	raw, _ := json.Marshal(rec)
-	if err := s.store.Put(ctx, bucketDeviceCodes, key, raw, s.deviceRetention(&rec)); err != nil {
+	deviceCode := state.NewSecret()
+	rec := state.Device{ClientID: c.ID, Scopes: scopes, Expires: now.Add(ttl),
+		Interval: int64(time.Duration(s.cfg.DevicePollInterval) / time.Second)}
+	userCode, err := s.startDevice(ctx, deviceCode, rec, now)
+	if err != nil {
 		return nil, errServer(err)
 	}
 	shown := displayUserCode(userCode)
@@ -96,18 +71,48 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 		UserCode:                shown,
 		VerificationURI:         s.endpoint(PathDevice),
 		VerificationURIComplete: s.endpoint(PathDevice) + "?user_code=" + url.QueryEscape(shown),
-		ExpiresIn:               int64(s.cfg.DeviceCodeTTL / time.Second),
+		ExpiresIn:               int64(ttl / time.Second),
 		Interval:                rec.Interval,
 	}, nil
 }
 
-// reserveUserCode picks a user code no live device authorization uses and points it at the
-// device code's key. It lives exactly as long as the device code may be approved.
-func (s *Server) reserveUserCode(ctx context.Context, deviceKey string) (string, error) {
+// boundDeviceCodes counts a new device authorization against its address and its client, and
+// refuses it past DeviceCodesPerAddress or DeviceCodesPerClient in one device_code_ttl: 429
+// with Retry-After and slow_down (RFC 8628's word for "too many, too fast").
+func (s *Server) boundDeviceCodes(ctx context.Context, w http.ResponseWriter, c *client, ip string, now time.Time) *Error {
+	win := state.Window{Length: time.Duration(s.cfg.DeviceCodeTTL), Now: now}
+	for _, b := range []struct {
+		name  string
+		limit int
+	}{
+		{"device:address:" + ip, s.cfg.Limits.DeviceCodesPerAddress},
+		{"device:client:" + c.ID, s.cfg.Limits.DeviceCodesPerClient},
+	} {
+		n, err := s.state.Count(ctx, b.name, 1, win)
+		if err != nil {
+			return errServer(err)
+		}
+		if n > int64(b.limit) {
+			w.Header().Set("Retry-After", retryAfter(win.Reset(), now))
+			return &Error{Code: "slow_down", Status: http.StatusTooManyRequests,
+				Description: "too many device authorizations; try again later"}
+		}
+	}
+	return nil
+}
+
+// retryAfter is the Retry-After value (whole seconds, at least 1) until t.
+func retryAfter(t, now time.Time) string {
+	return strconv.FormatInt(max(int64(t.Sub(now)+time.Second-1)/int64(time.Second), 1), 10)
+}
+
+// startDevice picks a user code no live device authorization uses and records the device
+// authorization under it.
+func (s *Server) startDevice(ctx context.Context, deviceCode string, rec state.Device, now time.Time) (string, error) {
 	for range 5 { // with 20^8 codes a second collision means something else is wrong
 		code := newUserCode()
-		err := s.store.Create(ctx, bucketDeviceUserCodes, hashKey(code), []byte(deviceKey), s.cfg.DeviceCodeTTL)
-		if !errors.Is(err, store.ErrExists) {
+		err := s.state.StartDevice(ctx, deviceCode, code, rec, s.deviceRetention(&rec, now))
+		if !errors.Is(err, state.ErrUserCodeTaken) {
 			return code, err
 		}
 	}
@@ -116,11 +121,6 @@ func (s *Server) reserveUserCode(ctx context.Context, deviceKey string) (string,
 
 // deviceRetention is how long the records of a device code are kept: its lifetime and as long
 // again, so a device polling late hears expired_token rather than invalid_grant.
-func (s *Server) deviceRetention(rec *deviceRecord) time.Duration {
-	return max(time.Until(rec.Expires)+s.cfg.DeviceCodeTTL, time.Second)
-}
-
-// loadDevice returns the record of a device code by its key, or nil when there is none.
-func (s *Server) loadDevice(ctx context.Context, key string) (*deviceRecord, error) {
-	return getJSON[deviceRecord](ctx, s.store, bucketDeviceCodes, key)
+func (s *Server) deviceRetention(rec *state.Device, now time.Time) time.Duration {
+	return max(rec.Expires.Sub(now)+time.Duration(s.cfg.DeviceCodeTTL), time.Second)
 }

@@ -50,7 +50,7 @@ func TestDeviceAuthorizationEndpoint(t *testing.T) {
 			if len(da.DeviceCode) < 43 || !userCodeFormat.MatchString(da.UserCode) || da.ExpiresIn != 600 || da.Interval != 1 {
 				t.Fatalf("response %+v", da)
 			}
-			rec, err := f.loadDevice(context.Background(), hashKey(da.DeviceCode))
+			rec, err := f.state.Device(context.Background(), da.DeviceCode)
 			if err != nil || rec == nil {
 				t.Fatalf("no record under the device code's hash: %v", err)
 			}

@@ -2,21 +2,16 @@ package issuer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"time"
 
-	"github.com/tollgate-auth/tollgate/issuer/store"
+	"github.com/tollgate-auth/tollgate/issuer/state"
 	"github.com/tollgate-auth/tollgate/issuer/ui"
 )
 
 // PathDevice is the verification page of the device flow (RFC 8628 §3.3, verification_uri).
 const PathDevice = "/oauth2/device"
-
-// User-code guessing is throttled per client IP (RFC 8628 §5.1): past this many wrong codes in
-// throttleWindow, the page refuses to look codes up.
-const maxUserCodeFailuresPerIP = 10
 
 // Messages of the device page. Unknown, mistyped, expired and used codes read alike, so the
 // page tells a guesser nothing.
@@ -25,14 +20,6 @@ const (
 	msgTooManyGuess  = "Too many wrong codes. Wait a few minutes and try again."
 	msgDeviceExpired = "The code has expired or was already used. Start again on your device."
 )
-
-// deviceDecision is the user's answer to a device authorization, recorded once.
-type deviceDecision struct {
-	Approved bool     `json:"approved"`
-	User     string   `json:"user,omitempty"`
-	AuthTime int64    `json:"auth_time,omitempty"`
-	Scopes   []string `json:"scopes,omitempty"`
-}
 
 // serveDevice is the verification page. GET shows the form (prefilled from
 // verification_uri_complete's user_code); POST looks the code up and starts the sign-in and
@@ -74,13 +61,16 @@ func (s *Server) postDevice(w http.ResponseWriter, r *http.Request) {
 	if len(typed) > 4*userCodeLength {
 		typed = ""
 	}
-	throttleKey := "user_code_ip:" + s.clientIP(r)
-	throttled, err := s.throttled(ctx, throttleKey, maxUserCodeFailuresPerIP)
+	// User-code guessing is throttled per address (RFC 8628 §5.1), counted before the code is
+	// looked up; a right code takes its count back.
+	win, guess := window(time.Now()), "user-code:address:"+s.clientIP(r)
+	n, err := s.state.Count(ctx, guess, 1, win)
 	if err != nil {
 		s.errorPage(w, r, errServer(err))
 		return
 	}
-	if throttled {
+	if n > int64(s.cfg.Limits.UserCodeFailuresPerAddress) {
+		w.Header().Set("Retry-After", retryAfter(win.Reset(), win.Now))
 		s.renderDevice(w, r, http.StatusTooManyRequests, typed, msgTooManyGuess)
 		return
 	}
@@ -94,13 +84,13 @@ func (s *Server) postDevice(w http.ResponseWriter, r *http.Request) {
 		c = s.clients[rec.ClientID] // nil if the client was removed since
 	}
 	if c == nil {
-		s.countFailure(ctx, throttleKey)
 		s.renderDevice(w, r, http.StatusBadRequest, typed, msgBadUserCode)
 		return
 	}
-	p := &pending{
-		authRequest: authRequest{ClientID: c.ID, Scopes: rec.Scopes, MaxAge: -1,
-			BrowserCookie: hashKey(s.csrfToken(w, r))},
+	_, _ = s.state.Count(ctx, guess, -1, win)
+	p := &state.Pending{
+		AuthRequest: state.AuthRequest{ClientID: c.ID, Scopes: rec.Scopes, MaxAge: -1,
+			BrowserCookie: state.Key(s.csrfToken(w, r))},
 		Resume: PathDevice, Created: time.Now().Unix(), DeviceCode: key,
 	}
 	s.proceedDevice(w, r, p, c, "")
@@ -108,20 +98,13 @@ func (s *Server) postDevice(w http.ResponseWriter, r *http.Request) {
 
 // lookupUserCode finds the live device authorization of a typed user code: its key and
 // record, or a nil record when the code is malformed, unknown, expired or already decided.
-func (s *Server) lookupUserCode(ctx context.Context, typed string) (string, *deviceRecord, error) {
+func (s *Server) lookupUserCode(ctx context.Context, typed string) (state.DeviceKey, *state.Device, error) {
 	code, ok := normalizeUserCode(typed)
 	if !ok {
 		return "", nil, nil
 	}
-	raw, err := s.store.Get(ctx, bucketDeviceUserCodes, hashKey(code))
-	if errors.Is(err, store.ErrNotFound) {
-		return "", nil, nil
-	} else if err != nil {
-		return "", nil, err
-	}
-	key := string(raw)
-	rec, err := s.loadDevice(ctx, key)
-	if err != nil || rec == nil || rec.expired() {
+	key, rec, err := s.state.DeviceByUserCode(ctx, code)
+	if err != nil || rec == nil || rec.Expired(time.Now()) {
 		return "", nil, err
 	}
 	return key, rec, nil
@@ -129,7 +112,7 @@ func (s *Server) lookupUserCode(ctx context.Context, typed string) (string, *dev
 
 // proceedDevice takes a device verification as far as it can go: to the login page, the
 // consent page (always shown for a device), or the decision. id is the pending id once stored.
-func (s *Server) proceedDevice(w http.ResponseWriter, r *http.Request, p *pending, c *client, id string) {
+func (s *Server) proceedDevice(w http.ResponseWriter, r *http.Request, p *state.Pending, c *client, id string) {
 	if p.Denied {
 		s.decideDevice(w, r, p, id, nil)
 		return
@@ -156,36 +139,30 @@ func (s *Server) proceedDevice(w http.ResponseWriter, r *http.Request, p *pendin
 }
 
 // decideDevice records the user's answer: approval by sess, or denial when sess is nil. A
-// device code is decided once: the decision is created atomically, and its user code is
-// deleted so it cannot be entered again.
-func (s *Server) decideDevice(w http.ResponseWriter, r *http.Request, p *pending, id string, sess *session) {
+// device code is decided once (state.Decide), and its user code cannot be entered again.
+func (s *Server) decideDevice(w http.ResponseWriter, r *http.Request, p *state.Pending, id string, sess *state.Session) {
 	ctx := r.Context()
 	if id != "" {
-		_ = s.store.Delete(ctx, bucketPending, id)
+		if err := s.state.TakePending(ctx, id); errors.Is(err, state.ErrPendingGone) {
+			s.errorPage(w, r, errInvalidRequest(msgDeviceExpired))
+			return
+		} else if err != nil {
+			s.errorPage(w, r, errServer(err))
+			return
+		}
 	}
-	rec, err := s.loadDevice(ctx, p.DeviceCode)
-	if err != nil {
-		s.errorPage(w, r, errServer(err))
-		return
-	}
-	if rec == nil || rec.expired() {
-		s.errorPage(w, r, errInvalidRequest(msgDeviceExpired))
-		return
-	}
-	d := deviceDecision{Approved: sess != nil}
+	d := state.Decision{Approved: sess != nil}
 	if sess != nil {
 		d.User, d.AuthTime, d.Scopes = sess.User, sess.AuthTime, p.Scopes
 	}
-	raw, _ := json.Marshal(d)
-	switch err := s.store.Create(ctx, bucketDeviceDecisions, p.DeviceCode, raw, s.deviceRetention(rec)); {
-	case errors.Is(err, store.ErrExists):
+	switch err := s.state.Decide(ctx, p.DeviceCode, d, time.Duration(s.cfg.DeviceCodeTTL)); {
+	case errors.Is(err, state.ErrDecided):
 		s.errorPage(w, r, errInvalidRequest(msgDeviceExpired))
 		return
 	case err != nil:
 		s.errorPage(w, r, errServer(err))
 		return
 	}
-	_ = s.store.Delete(ctx, bucketDeviceUserCodes, rec.UserCode)
 	if !d.Approved {
 		ui.Message(w, ui.MessageData{Title: "Device not connected",
 			Message: "You denied access. The device will not be signed in; you may close this page."})

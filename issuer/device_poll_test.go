@@ -14,6 +14,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tollgate-auth/tollgate/issuer/accesstoken"
+	"github.com/tollgate-auth/tollgate/issuer/state"
 )
 
 // TestDeviceSlowDown: a device that polls at the interval only ever hears
@@ -44,11 +45,11 @@ func TestDeviceSlowDown(t *testing.T) {
 					t.Fatalf("poll %d: %q, want %q", i+1, e, tc.want[i])
 				}
 			}
-			raw, err := f.store.Get(context.Background(), bucketDevicePolls, hashKey(da.DeviceCode))
+			raw, err := f.st.Get(context.Background(), "device_polls", state.Key(da.DeviceCode))
 			if err != nil {
 				t.Fatal(err)
 			}
-			var poll devicePoll
+			var poll struct{ Interval int64 }
 			_ = json.Unmarshal(raw, &poll)
 			if poll.Interval != tc.wantInterval {
 				t.Fatalf("interval %d s, want %d s", poll.Interval, tc.wantInterval)
@@ -60,7 +61,7 @@ func TestDeviceSlowDown(t *testing.T) {
 // TestDeviceExpired uses a real 2 s lifetime: the device then hears expired_token, and the
 // user code no longer works on the page.
 func TestDeviceExpired(t *testing.T) {
-	f := newFlowServer(t, withDevice, func(c *Config) { c.DeviceCodeTTL = 2 * time.Second })
+	f := newFlowServer(t, withDevice, func(c *Config) { c.DeviceCodeTTL = Duration(2 * time.Second) })
 	da := f.startDevice(t, "tv", "", "")
 	if da.ExpiresIn != 2 {
 		t.Fatalf("expires_in %d", da.ExpiresIn)
@@ -81,7 +82,7 @@ func TestDeviceExpired(t *testing.T) {
 // TestDeviceExpiresDuringSignIn: a user who entered the code in time but consents after the
 // code expired approves nothing.
 func TestDeviceExpiresDuringSignIn(t *testing.T) {
-	f := newFlowServer(t, withDevice, func(c *Config) { c.DeviceCodeTTL = time.Second })
+	f := newFlowServer(t, withDevice, func(c *Config) { c.DeviceCodeTTL = Duration(time.Second) })
 	da := f.startDevice(t, "tv", "", "")
 	b := newBrowser(t)
 	resp, body := f.enterUserCode(b, da.UserCode)

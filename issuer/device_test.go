@@ -21,7 +21,7 @@ import (
 // withDevice adds the device-flow clients and a 1 s poll interval, so x/oauth2 polls quickly.
 // "console" skips consent for browser flows; a device verification shows it anyway.
 func withDevice(c *Config) {
-	c.DevicePollInterval = time.Second
+	c.DevicePollInterval = Duration(time.Second)
 	c.Clients = append(c.Clients,
 		Client{ID: "tv", Name: "Living Room TV", Grants: []string{"device_code"},
 			Scopes: []string{"openid", "profile", "email", "read"}},

@@ -119,13 +119,13 @@ func TestDeviceUserCodeEntry(t *testing.T) {
 	})
 }
 
-// TestDeviceUserCodeGuessing: after maxUserCodeFailuresPerIP wrong codes from one IP, the page
+// TestDeviceUserCodeGuessing: after f.cfg.Limits.UserCodeFailuresPerAddress wrong codes from one IP, the page
 // refuses to look codes up, even the right one, until the window ends.
 func TestDeviceUserCodeGuessing(t *testing.T) {
 	f := newFlowServer(t, withDevice)
 	da := f.startDevice(t, "tv", "", "read")
 	b := newBrowser(t)
-	for i := range maxUserCodeFailuresPerIP {
+	for i := range f.cfg.Limits.UserCodeFailuresPerAddress {
 		guess := displayUserCode(newUserCode())
 		if resp, _ := f.enterUserCode(b, guess); resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("guess %d: %d, want 400", i+1, resp.StatusCode)
@@ -133,7 +133,7 @@ func TestDeviceUserCodeGuessing(t *testing.T) {
 	}
 	resp, body := f.enterUserCode(newBrowser(t), da.UserCode)
 	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, msgTooManyGuess) {
-		t.Fatalf("the right code after %d wrong ones: %d, want 429", maxUserCodeFailuresPerIP, resp.StatusCode)
+		t.Fatalf("the right code after %d wrong ones: %d, want 429", f.cfg.Limits.UserCodeFailuresPerAddress, resp.StatusCode)
 	}
 }
 
@@ -172,14 +172,14 @@ func TestDeviceConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := testConfig()
-			cfg.DeviceCodeTTL, cfg.DevicePollInterval = tc.ttl, tc.every
-			if err := cfg.Validate(); (err != nil) != tc.wantErr {
-				t.Fatalf("Validate: %v, want error %v", err, tc.wantErr)
+			cfg.DeviceCodeTTL, cfg.DevicePollInterval = Duration(tc.ttl), Duration(tc.every)
+			if err := cfg.Check(); (err != nil) != tc.wantErr {
+				t.Fatalf("Check: %v, want error %v", err, tc.wantErr)
 			}
 		})
 	}
 	d := testConfig().withDefaults()
-	if d.DeviceCodeTTL != 10*time.Minute || d.DevicePollInterval != 5*time.Second {
+	if time.Duration(d.DeviceCodeTTL) != 10*time.Minute || time.Duration(d.DevicePollInterval) != 5*time.Second {
 		t.Fatalf("defaults %v %v", d.DeviceCodeTTL, d.DevicePollInterval)
 	}
 }

@@ -21,7 +21,7 @@ type form map[string]string
 func parsePostForm(w http.ResponseWriter, r *http.Request) (form, *Error) {
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		e := errInvalidRequest("the token endpoint accepts only POST")
+		e := errInvalidRequest("this endpoint accepts only POST")
 		e.Status = http.StatusMethodNotAllowed
 		return nil, e
 	}

@@ -5,15 +5,13 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+
+	"github.com/tollgate-auth/tollgate/issuer/state"
 )
 
-// bucketRedeemedCodes remembers redeemed codes (by hash) and what they issued, so a replay
-// can revoke it (RFC 6749 §4.1.2).
-const bucketRedeemedCodes = "redeemed_codes"
-
 // authorizationCode is the Authorization Code grant (RFC 6749 §4.1.3) with PKCE (RFC 7636).
-// A code is redeemed once: the first redemption atomically creates its redemption record; a
-// second one, racing or later, finds the record, is refused, and revokes what the first got.
+// A code is redeemed once (state.Redeem): a second redemption, racing or later, is refused and
+// revokes what the first got.
 type authorizationCode struct{ s *Server }
 
 func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
@@ -22,15 +20,11 @@ func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*toke
 	if code == "" {
 		return nil, errInvalidRequest("code is required")
 	}
-	key := hashKey(code)
-	rec, err := getJSON[codeRecord](ctx, s.store, bucketCodes, key)
+	rec, err := s.state.Code(ctx, code)
 	if err != nil {
 		return nil, errServer(err)
 	} else if rec == nil {
-		if e := s.revokeRedeemed(ctx, bucketRedeemedCodes, key); e != nil {
-			return nil, e
-		}
-		return nil, errInvalidGrant("the code is invalid, expired or already used")
+		return nil, s.replayed(ctx, state.AuthorizationCode, code, "the code is invalid, expired or already used")
 	}
 	// Checks that do not burn the code: someone holding only the code cannot spend it.
 	if rec.ClientID != req.client.ID {
@@ -42,10 +36,10 @@ func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*toke
 	if e := checkPKCE(rec.Challenge, req.form["code_verifier"]); e != nil {
 		return nil, e
 	}
-	resp, e := s.redeemOnce(ctx, bucketRedeemedCodes, key, s.redemptionTTL(), grantOf{client: req.client,
+	resp, e := s.redeemOnce(ctx, state.AuthorizationCode, code, s.redemptionTTL(), grantOf{client: req.client,
 		user: rec.User, scopes: rec.Scopes, authTime: rec.AuthTime, nonce: rec.Nonce})
 	if e == nil {
-		_ = s.store.Delete(ctx, bucketCodes, key)
+		_ = s.state.DeleteCode(ctx, code)
 	}
 	return resp, e
 }

@@ -18,14 +18,15 @@ func (g clientCredentials) handle(_ context.Context, req *tokenRequest) (*tokenR
 	if req.client.public() {
 		return nil, errUnauthorizedClient("client_credentials needs a confidential client")
 	}
-	scopes, e := req.client.grantedScopes(req.form["scope"], nil, userOnlyScopes)
+	scopes, e := req.client.grantScopes(req.form["scope"], scopeGrant{refused: userOnlyScopes})
 	if e != nil {
 		return nil, e
 	}
-	at, err := g.s.mintAccessToken(req.client, req.client.ID, scopes, time.Time{}, "")
+	m, err := g.s.mint(mintInput{grantOf: grantOf{client: req.client, user: req.client.ID, scopes: scopes},
+		id: g.s.newTokenID(time.Now()), accessToken: true})
 	if err != nil {
 		return nil, errServer(err)
 	}
-	return &tokenResponse{AccessToken: at.raw, TokenType: "Bearer", ExpiresIn: at.expiresIn,
+	return &tokenResponse{AccessToken: m.accessToken, TokenType: "Bearer", ExpiresIn: m.expiresIn,
 		Scope: strings.Join(scopes, " ")}, nil
 }

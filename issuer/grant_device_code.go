@@ -2,29 +2,20 @@ package issuer
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"time"
 
-	"github.com/tollgate-auth/tollgate/issuer/store"
+	"github.com/tollgate-auth/tollgate/issuer/state"
 )
 
 // slowDownStep is what RFC 8628 §3.5 adds to the interval on slow_down: "the interval MUST be
 // increased by 5 seconds for this and all subsequent requests".
 const slowDownStep = 5
 
-// devicePoll is the polling state of one device code.
-type devicePoll struct {
-	Last     time.Time `json:"last"`
-	Interval int64     `json:"interval"` // seconds; grows by slowDownStep on every slow_down
-}
-
 // deviceCode is the Device Authorization Grant at the token endpoint (RFC 8628 §3.4, §3.5).
 // While the user has not decided, polls get authorization_pending, or slow_down when they
-// come faster than the interval. Once approved, the first poll atomically creates the code's
-// redemption record and gets the tokens; any later or racing poll finds the record, is
-// refused, and revokes what the first got (access token and refresh family), as for a
-// replayed authorization code.
+// come faster than the interval. Once approved, the first poll redeems the device code
+// (state.Redeem) and gets the tokens; any later or racing poll is refused and revokes what
+// the first got (access token and refresh family), as for a replayed authorization code.
 type deviceCode struct{ s *Server }
 
 func (g deviceCode) handle(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
@@ -33,70 +24,48 @@ func (g deviceCode) handle(ctx context.Context, req *tokenRequest) (*tokenRespon
 	if code == "" {
 		return nil, errInvalidRequest("device_code is required")
 	}
-	key := hashKey(code)
-	rec, err := s.loadDevice(ctx, key)
+	rec, err := s.state.Device(ctx, code)
 	if err != nil {
 		return nil, errServer(err)
 	}
 	if rec == nil {
-		if e := s.revokeRedeemed(ctx, bucketDeviceRedeemed, key); e != nil {
-			return nil, e
-		}
-		return nil, errInvalidGrant("the device code is invalid or expired")
+		return nil, s.replayed(ctx, state.DeviceCode, code, "the device code is invalid or expired")
 	}
 	// RFC 8628 §3.4: the device code is bound to the client that asked for it.
 	if rec.ClientID != req.client.ID {
 		return nil, errInvalidGrant("the device code was issued to another client")
 	}
-	if rec.expired() {
+	now := time.Now()
+	if rec.Expired(now) {
 		return nil, newError("expired_token", "the device code has expired; start a new device authorization")
 	}
-	d, err := s.loadDeviceDecision(ctx, key)
+	d, err := s.state.Decision(ctx, code)
 	switch {
 	case err != nil:
 		return nil, errServer(err)
 	case d == nil:
-		return nil, s.pollPending(ctx, key, rec)
+		return nil, s.pollPending(ctx, code, rec, now)
 	case !d.Approved:
 		return nil, newError("access_denied", "the user denied the request")
 	}
 	// Remembered as long as what it issued may live, so a late replay still revokes it.
-	return s.redeemOnce(ctx, bucketDeviceRedeemed, key, max(s.redemptionTTL(), s.deviceRetention(rec)),
+	return s.redeemOnce(ctx, state.DeviceCode, code, max(s.redemptionTTL(), s.deviceRetention(rec, now)),
 		grantOf{client: req.client, user: d.User, scopes: d.Scopes, authTime: d.AuthTime})
 }
 
 // pollPending answers a poll while the user has not decided, and records it. A poll counts as
 // too fast when it comes less than 4/5 of the interval after the previous one: the client
 // waits the whole interval, and the slack absorbs network jitter so that a well-behaved
-// client is never slowed down. Two racing polls may both pass; slow_down is advice to a
-// client, not a security boundary.
-func (s *Server) pollPending(ctx context.Context, key string, rec *deviceRecord) *Error {
-	now := time.Now()
-	poll := devicePoll{Interval: rec.Interval}
-	raw, err := s.store.Get(ctx, bucketDevicePolls, key)
-	if err == nil {
-		err = json.Unmarshal(raw, &poll)
-	}
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+// client is never slowed down. Polls are recorded atomically, so of two racing polls at most
+// one passes.
+func (s *Server) pollPending(ctx context.Context, code string, rec *state.Device, now time.Time) *Error {
+	minGap := func(interval int64) time.Duration { return time.Duration(interval) * time.Second * 4 / 5 }
+	tooFast, _, err := s.state.Poll(ctx, code, rec, now, slowDownStep, minGap, s.deviceRetention(rec, now))
+	switch {
+	case err != nil:
 		return errServer(err)
-	}
-	minGap := time.Duration(poll.Interval) * time.Second * 4 / 5
-	tooFast := !poll.Last.IsZero() && now.Sub(poll.Last) < minGap
-	if tooFast {
-		poll.Interval += slowDownStep
-	}
-	poll.Last = now
-	raw, _ = json.Marshal(poll)
-	if err := s.store.Put(ctx, bucketDevicePolls, key, raw, s.deviceRetention(rec)); err != nil {
-		return errServer(err)
-	}
-	if tooFast {
+	case tooFast:
 		return newError("slow_down", "polling too fast; wait the interval plus 5 seconds between requests")
 	}
 	return newError("authorization_pending", "the user has not yet approved the request")
-}
-
-// loadDeviceDecision returns the user's decision on a device code, or nil while there is none.
-func (s *Server) loadDeviceDecision(ctx context.Context, key string) (*deviceDecision, error) {
-	return getJSON[deviceDecision](ctx, s.store, bucketDeviceDecisions, key)
 }

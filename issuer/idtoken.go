@@ -15,14 +15,13 @@ type idTokenInput struct {
 	authTime    int64
 	nonce       string
 	scopes      []string
-	accessToken string // when issued alongside: its at_hash goes in
-	code        string // when issued alongside: its c_hash goes in
+	accessToken string    // when issued alongside: its at_hash goes in
+	iat, exp    time.Time // from the one clock reading of the grant's tokenID
 }
 
 // mintIDToken signs an ID token with IDTokenSigningAlg: iss sub aud exp iat auth_time nonce azp,
-// at_hash and c_hash where due, and the user's claims released by the granted scopes.
+// at_hash where due, and the user's claims released by the granted scopes. Only mint calls it.
 func (s *Server) mintIDToken(in idTokenInput) (string, error) {
-	now := time.Now()
 	claims := jwt.MapClaims{}
 	if u, ok := s.users.Lookup(in.user); ok {
 		for k, v := range releasedClaims(u.Claims, in.scopes) {
@@ -33,8 +32,8 @@ func (s *Server) mintIDToken(in idTokenInput) (string, error) {
 	claims["sub"] = in.user
 	claims["aud"] = []string{in.client.ID}
 	claims["azp"] = in.client.ID
-	claims["iat"] = now.Unix()
-	claims["exp"] = now.Add(s.cfg.AccessTokenTTL).Unix()
+	claims["iat"] = in.iat.Unix()
+	claims["exp"] = in.exp.Unix()
 	if in.authTime != 0 {
 		claims["auth_time"] = in.authTime
 	}
@@ -44,9 +43,6 @@ func (s *Server) mintIDToken(in idTokenInput) (string, error) {
 	alg := s.cfg.IDTokenSigningAlg
 	if in.accessToken != "" {
 		claims["at_hash"] = halfHash(alg, in.accessToken)
-	}
-	if in.code != "" {
-		claims["c_hash"] = halfHash(alg, in.code)
 	}
 	return s.keys.Sign(alg, "JWT", claims)
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"time"
 )
 
 // PathIntrospect is the token introspection endpoint (RFC 7662).
@@ -98,18 +97,14 @@ func (s *Server) introspect(ctx context.Context, caller *client, token, hint str
 		}
 		return out, nil
 	}
-	rec, err := getJSON[refreshRecord](ctx, s.store, bucketRefreshTokens, hashKey(token))
-	if rec == nil || err != nil {
+	fam, live, err := s.state.FamilyOf(ctx, token)
+	if !live || err != nil {
 		return inactive, err
 	}
-	if rec.ClientID != caller.ID && !caller.ResourceServer {
+	if fam.ClientID != caller.ID && !caller.ResourceServer {
 		return inactive, nil
-	}
-	fam, err := s.loadFamily(ctx, rec.Family)
-	if err != nil || fam == nil {
-		return inactive, err
 	}
 	return &introspection{Active: true, Scope: strings.Join(fam.Scopes, " "), ClientID: fam.ClientID,
 		Username: fam.User, Sub: fam.User, TokenType: "refresh_token", Iss: s.issuer,
-		Exp: min(fam.Expires, time.Now().Add(s.cfg.RefreshTokenIdleTTL).Unix())}, nil
+		Exp: fam.End().Unix()}, nil
 }

@@ -2,102 +2,90 @@ package issuer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
 	"go.uber.org/zap"
 
-	"github.com/tollgate-auth/tollgate/issuer/store"
+	"github.com/tollgate-auth/tollgate/issuer/state"
 )
 
-// grantOf is what a grant hands out tokens for: a user's authorization of a client.
+// grantOf is what a grant hands out tokens for: a user's authorization of a client (or, for
+// client credentials, the client's own).
 type grantOf struct {
 	client   *client
-	user     string
+	user     string // the subject
 	scopes   []string
 	authTime int64  // Unix seconds; 0 when unknown
 	nonce    string // for the ID token of the code flow
 }
 
-// redemption is what one single-use credential (authorization code, device code) issued, so
-// a replay can revoke it (RFC 6749 §4.1.2).
-type redemption struct {
-	JTI       string `json:"jti"`
-	ExpiresAt int64  `json:"exp"`
-	Family    string `json:"family,omitempty"`
+// wantsRefreshToken reports whether a grant issues a refresh token: the client must have the
+// refresh_token grant and offline_access must have been granted.
+func wantsRefreshToken(c *client, scopes []string) bool {
+	return c.grants[GrantRefreshToken] && slices.Contains(scopes, "offline_access")
 }
 
-// issueTokens mints the tokens of a grant: the access token (with id jti, when chosen
-// before), a refresh token when wantsRefreshToken (starting family familyID, or a new one),
-// and an ID token for openid.
-func (s *Server) issueTokens(ctx context.Context, g grantOf, jti, familyID string) (*tokenResponse, *Error) {
-	if jti == "" {
-		jti = randomToken()
+// issueTokens answers a grant at the token endpoint: the access token id names, a refresh
+// token when wantsRefreshToken (starting family familyID, chosen before by a redemption, or a
+// new one), and an ID token for openid.
+func (s *Server) issueTokens(ctx context.Context, g grantOf, id tokenID, familyID string) (*tokenResponse, *Error) {
+	resp := &tokenResponse{TokenType: "Bearer", Scope: strings.Join(g.scopes, " ")}
+	if wantsRefreshToken(g.client, g.scopes) {
+		if familyID == "" {
+			familyID, _ = state.NewFamilyKey()
+		}
+		f := state.Family{ClientID: g.client.ID, User: g.user, Scopes: g.scopes, AuthTime: g.authTime,
+			Created: id.iat.UnixNano(), Expires: id.iat.Add(time.Duration(s.cfg.RefreshTokenTTL)).Unix(),
+			Tokens: []state.IssuedAT{{JTI: id.jti, Exp: id.exp.Unix()}}}
+		rt, err := s.state.StartFamily(ctx, familyID, f, id.iat)
+		if errors.Is(err, state.ErrInvalidToken) {
+			return nil, errInvalidGrant("the code was already used") // revoked by a racing replay
+		} else if err != nil {
+			return nil, errServer(err)
+		}
+		resp.RefreshToken = rt
 	}
-	exp := s.accessTokenExpiry()
-	at, err := s.mintAccessToken(g.client, g.user, g.scopes, unixTime(g.authTime), jti)
+	m, err := s.mint(mintInput{grantOf: g, id: id, accessToken: true, idToken: slices.Contains(g.scopes, "openid")})
 	if err != nil {
 		return nil, errServer(err)
 	}
-	resp := &tokenResponse{AccessToken: at.raw, TokenType: "Bearer", ExpiresIn: at.expiresIn, Scope: strings.Join(g.scopes, " ")}
-	if wantsRefreshToken(g.client, g.scopes) {
-		if familyID == "" {
-			familyID = newFamilyID()
-		}
-		if resp.RefreshToken, err = s.issueRefreshToken(ctx, g.client, familyID, g.user, g.scopes, g.authTime,
-			issuedAT{JTI: jti, Exp: exp.Unix()}); err != nil {
-			return nil, errServer(err)
-		}
-	}
-	if contains(g.scopes, "openid") {
-		if resp.IDToken, err = s.mintIDToken(idTokenInput{client: g.client, user: g.user, authTime: g.authTime,
-			nonce: g.nonce, scopes: g.scopes, accessToken: at.raw}); err != nil {
-			return nil, errServer(err)
-		}
-	}
+	resp.AccessToken, resp.ExpiresIn, resp.IDToken = m.accessToken, m.expiresIn, m.idToken
 	return resp, nil
 }
 
-// redeemOnce issues the tokens of a single-use credential exactly once: the first redemption
-// atomically creates the redemption record under key in bucket b (kept for ttl); a second,
-// racing or later, finds it, is refused with invalid_grant, and revokes what the first got.
-func (s *Server) redeemOnce(ctx context.Context, b store.Bucket, key string, ttl time.Duration, g grantOf) (*tokenResponse, *Error) {
-	red := redemption{JTI: randomToken(), ExpiresAt: s.accessTokenExpiry().Unix()}
+// redeemOnce issues the tokens of a single-use credential exactly once (state.Redeem): the
+// access token and refresh family are chosen first and recorded in the redemption, so a second
+// redemption, racing or later, revokes exactly what the first gets, whichever finishes first.
+func (s *Server) redeemOnce(ctx context.Context, kind state.Credential, secret string, ttl time.Duration, g grantOf) (*tokenResponse, *Error) {
+	id := s.newTokenID(time.Now())
+	red := state.Redemption{JTI: id.jti, ExpiresAt: id.exp.Unix()}
+	var familyID string
 	if wantsRefreshToken(g.client, g.scopes) {
-		red.Family = newFamilyID()
+		familyID, red.Family = state.NewFamilyKey()
 	}
-	raw, _ := json.Marshal(red)
-	switch err := s.store.Create(ctx, b, key, raw, ttl); {
-	case errors.Is(err, store.ErrExists):
-		if e := s.revokeRedeemed(ctx, b, key); e != nil {
-			return nil, e
-		}
+	switch err := s.state.Redeem(ctx, kind, secret, red, ttl); {
+	case errors.Is(err, state.ErrRedeemed):
+		s.log.Warn("single-use code redeemed twice; revoked the tokens it issued",
+			zap.String("kind", kind.String()), zap.String("client_id", g.client.ID))
 		return nil, errInvalidGrant("the code was already used")
 	case err != nil:
 		return nil, errServer(err)
 	}
-	return s.issueTokens(ctx, g, red.JTI, red.Family)
+	return s.issueTokens(ctx, g, id, familyID)
 }
 
-// revokeRedeemed revokes what a redeemed credential issued, if it was redeemed: its access
-// token and its refresh family.
-func (s *Server) revokeRedeemed(ctx context.Context, b store.Bucket, key string) *Error {
-	red, err := getJSON[redemption](ctx, s.store, b, key)
+// replayed answers a credential that is no longer there: if it was redeemed, what it issued
+// is revoked now (a late replay); either way the answer is invalid_grant with msg.
+func (s *Server) replayed(ctx context.Context, kind state.Credential, secret, msg string) *Error {
+	red, err := s.state.RevokeRedeemed(ctx, kind, secret)
 	if err != nil {
 		return errServer(err)
-	} else if red == nil {
-		return nil
 	}
-	s.log.Warn("single-use code redeemed twice; revoking the tokens it issued", zap.String("kind", string(b)))
-	if err := s.revokeAccessToken(ctx, red.JTI, unixTime(red.ExpiresAt)); err != nil {
-		return errServer(err)
+	if red != nil {
+		s.log.Warn("single-use code redeemed twice; revoked the tokens it issued", zap.String("kind", kind.String()))
 	}
-	if red.Family != "" {
-		if err := s.revokeFamily(ctx, red.Family); err != nil {
-			return errServer(err)
-		}
-	}
-	return nil
+	return errInvalidGrant(msg)
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tollgate-auth/tollgate/internal/jwttest"
+	"github.com/tollgate-auth/tollgate/issuer/state"
 )
 
 // lifecycleClients adds the clients the token-lifecycle tests use.
@@ -132,7 +133,7 @@ func TestRefreshRace(t *testing.T) {
 		grace time.Duration
 	}{{"no grace: exactly one wins", 0}, {"grace: one successor for all", 10 * time.Second}} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFlowServer(t, lifecycleClients, func(c *Config) { c.RefreshReuseGrace = tc.grace })
+			f := newFlowServer(t, lifecycleClients, func(c *Config) { c.RefreshReuseGrace = Duration(tc.grace) })
 			tok := f.passwordToken(t, "cli", "cli-secret", "read", "offline_access")
 			const racers = 16
 			var mu sync.Mutex
@@ -176,7 +177,7 @@ func TestRefreshRace(t *testing.T) {
 
 func TestRefreshGraceExpiresAndLifetimes(t *testing.T) {
 	t.Run("grace window", func(t *testing.T) {
-		f := newFlowServer(t, lifecycleClients, func(c *Config) { c.RefreshReuseGrace = time.Second })
+		f := newFlowServer(t, lifecycleClients, func(c *Config) { c.RefreshReuseGrace = Duration(time.Second) })
 		tok := f.passwordToken(t, "cli", "cli-secret", "read", "offline_access")
 		_, a := f.refresh(t, "cli", "cli-secret", tok.RefreshToken)
 		_, b := f.refresh(t, "cli", "cli-secret", tok.RefreshToken)
@@ -193,8 +194,8 @@ func TestRefreshGraceExpiresAndLifetimes(t *testing.T) {
 	})
 	t.Run("absolute and idle lifetimes", func(t *testing.T) {
 		f := newFlowServer(t, lifecycleClients, func(c *Config) {
-			c.RefreshTokenTTL = 4 * time.Second // stored in Unix seconds: ends up to 1 s early
-			c.RefreshTokenIdleTTL = 1500 * time.Millisecond
+			c.RefreshTokenTTL = Duration(4 * time.Second) // stored in Unix seconds: ends up to 1 s early
+			c.RefreshTokenIdleTTL = Duration(1500 * time.Millisecond)
 		})
 		idle := f.passwordToken(t, "cli", "cli-secret", "read", "offline_access")
 		active := f.passwordToken(t, "cli", "cli-secret", "read", "offline_access").RefreshToken
@@ -234,11 +235,11 @@ func TestPasswordGrant(t *testing.T) {
 			t.Errorf("%s: %d %v", tc.name, status, body)
 		}
 	}
-	for i := 0; i < maxFailuresPerUser; i++ {
+	for i := 0; i < f.cfg.Limits.SignInFailuresPerUserAddress; i++ {
 		grant("cli", "cli-secret", "alice", "guess")
 	}
 	if status, body := grant("cli", "cli-secret", "alice", alicePassword); status != 400 || body["error"] != "invalid_grant" {
-		t.Fatalf("the token endpoint is a password oracle after %d failures: %d %v", maxFailuresPerUser, status, body)
+		t.Fatalf("the token endpoint is a password oracle after %d failures: %d %v", f.cfg.Limits.SignInFailuresPerUserAddress, status, body)
 	}
 }
 
@@ -342,7 +343,7 @@ func TestFamilyKeepsBoundedLiveTokens(t *testing.T) {
 	tok := f.passwordToken(t, "cli", "cli-secret", "read", "offline_access")
 	ats := []string{tok.AccessToken}
 	rt := tok.RefreshToken
-	for i := 0; i < maxLiveTokens+3; i++ {
+	for i := 0; i < state.MaxLiveTokens+3; i++ {
 		status, body := f.refresh(t, "cli", "cli-secret", rt)
 		if status != 200 {
 			t.Fatalf("rotation %d: %v", i, body)
@@ -356,7 +357,7 @@ func TestFamilyKeepsBoundedLiveTokens(t *testing.T) {
 			revoked++
 		}
 	}
-	if revoked != len(ats)-maxLiveTokens || f.Revoked(f.jtiUnverified(t, ats[len(ats)-1])) {
-		t.Fatalf("%d of %d access tokens revoked; want the oldest %d", revoked, len(ats), len(ats)-maxLiveTokens)
+	if revoked != len(ats)-state.MaxLiveTokens || f.Revoked(f.jtiUnverified(t, ats[len(ats)-1])) {
+		t.Fatalf("%d of %d access tokens revoked; want the oldest %d", revoked, len(ats), len(ats)-state.MaxLiveTokens)
 	}
 }

@@ -3,6 +3,7 @@ package issuer
 import (
 	"net/http"
 
+	"github.com/tollgate-auth/tollgate/issuer/state"
 	"github.com/tollgate-auth/tollgate/issuer/ui"
 )
 
@@ -42,20 +43,16 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx := r.Context()
-	name, ip := f["username"], s.clientIP(r)
-	throttled, err := s.loginThrottled(ctx, name, ip)
-	if err != nil {
+	name := f["username"]
+	user, refused, err := s.signIn(r.Context(), name, f["password"], s.clientIP(r))
+	switch {
+	case err != nil:
 		s.errorPage(w, r, errServer(err))
 		return
-	}
-	if throttled {
+	case refused:
 		s.renderLogin(w, r, http.StatusTooManyRequests, id, p, c, name, "Too many failed attempts. Wait a few minutes and try again.")
 		return
-	}
-	user, ok := s.users.Authenticate(name, f["password"])
-	if !ok {
-		s.loginFailed(ctx, name, ip)
+	case user == nil:
 		s.renderLogin(w, r, http.StatusUnauthorized, id, p, c, name, errBadCredentials)
 		return
 	}
@@ -73,7 +70,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 
 // renderLogin shows the sign-in form. Its CSP lets the form's answer redirect on to the
 // client's redirect URI (browsers check redirects after a form POST against form-action).
-func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, id string, p *pending, c *client, username, msg string) {
+func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int, id string, p *state.Pending, c *client, username, msg string) {
 	ui.Login(w, status, ui.LoginData{
 		Action:     s.base + PathLogin,
 		Redirect:   p.RedirectURI,

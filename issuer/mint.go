@@ -1,78 +1,85 @@
 package issuer
 
 import (
-	"crypto/rand"
-	"encoding/base64"
 	"strings"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tollgate-auth/tollgate/issuer/accesstoken"
+	"github.com/tollgate-auth/tollgate/issuer/state"
 )
 
-// accessToken is a freshly signed access token.
-type accessToken struct {
-	raw       string
-	jti       string
-	expiresIn int64
+// tokenID is an access token chosen before it is minted: its jti, and its issue and expiry
+// times from one clock reading, so what is recorded first (a redemption, a family, the
+// deny-list) names exactly the token that is minted afterwards.
+type tokenID struct {
+	jti      string
+	iat, exp time.Time
 }
 
-// mintAccessToken signs an RFC 9068 access token for subject, issued to c with scopes. jti is
-// the token's id, chosen by the caller when it must be recorded first; "" picks a random one.
-func (s *Server) mintAccessToken(c *client, subject string, scopes []string, authTime time.Time, jti string) (*accessToken, error) {
-	now := time.Now()
-	if jti == "" {
-		jti = randomToken()
-	}
-	aud := c.Audience
-	if len(aud) == 0 {
-		aud = []string{c.ID}
-	}
-	claims := &accesstoken.Claims{
-		RegisteredClaims: jwt.RegisteredClaims{
-			Issuer:    s.issuer,
-			Subject:   subject,
-			Audience:  aud,
-			ExpiresAt: jwt.NewNumericDate(now.Add(s.cfg.AccessTokenTTL).Truncate(time.Second)),
-			IssuedAt:  jwt.NewNumericDate(now),
-			ID:        jti,
-		},
-		ClientID: c.ID,
-		Scope:    strings.Join(scopes, " "),
-	}
-	if !authTime.IsZero() {
-		claims.AuthTime = authTime.Unix()
-	}
-	raw, err := s.keys.Sign(s.cfg.SigningAlg, accesstoken.HeaderType, claims)
-	if err != nil {
-		return nil, err
-	}
-	return &accessToken{raw: raw, jti: jti, expiresIn: int64(s.cfg.AccessTokenTTL / time.Second)}, nil
+// newTokenID picks the id of an access token issued at now.
+func (s *Server) newTokenID(now time.Time) tokenID {
+	return tokenID{jti: state.NewID(), iat: now, exp: now.Add(time.Duration(s.cfg.AccessTokenTTL)).Truncate(time.Second)}
 }
 
-// accessTokenExpiry is when an access token minted now expires.
-func (s *Server) accessTokenExpiry() time.Time {
-	return time.Now().Add(s.cfg.AccessTokenTTL).Truncate(time.Second)
+// mintInput is what one mint signs.
+type mintInput struct {
+	grantOf
+	id          tokenID
+	accessToken bool // sign the access token id names
+	idToken     bool // sign an ID token (with at_hash when the access token is signed too)
+}
+
+// minted is what mint signed.
+type minted struct {
+	accessToken string
+	expiresIn   int64
+	idToken     string
+}
+
+// mint signs the tokens of a grant: the one path every flow (token endpoint, implicit) takes
+// to an access token (RFC 9068) and an ID token (OpenID Connect Core §2).
+func (s *Server) mint(in mintInput) (minted, error) {
+	var out minted
+	if in.accessToken {
+		aud := in.client.Audience
+		if len(aud) == 0 {
+			aud = []string{in.client.ID}
+		}
+		claims := &accesstoken.Claims{
+			RegisteredClaims: jwt.RegisteredClaims{
+				Issuer:    s.issuer,
+				Subject:   in.user,
+				Audience:  aud,
+				ExpiresAt: jwt.NewNumericDate(in.id.exp),
+				IssuedAt:  jwt.NewNumericDate(in.id.iat),
+				ID:        in.id.jti,
+			},
+			ClientID: in.client.ID,
+			Scope:    strings.Join(in.scopes, " "),
+			AuthTime: in.authTime,
+		}
+		raw, err := s.keys.Sign(s.cfg.SigningAlg, accesstoken.HeaderType, claims)
+		if err != nil {
+			return out, err
+		}
+		out.accessToken = raw
+		out.expiresIn = int64(time.Duration(s.cfg.AccessTokenTTL) / time.Second)
+	}
+	if in.idToken {
+		raw, err := s.mintIDToken(idTokenInput{client: in.client, user: in.user, authTime: in.authTime,
+			nonce: in.nonce, scopes: in.scopes, accessToken: out.accessToken, iat: in.id.iat, exp: in.id.exp})
+		if err != nil {
+			return out, err
+		}
+		out.idToken = raw
+	}
+	return out, nil
 }
 
 // redemptionTTL is how long a redeemed code is remembered for replay detection: as long as
 // anything it issued may live.
 func (s *Server) redemptionTTL() time.Duration {
-	return max(s.cfg.AccessTokenTTL, s.cfg.RefreshTokenTTL, s.cfg.CodeTTL)
-}
-
-// unixTime converts a stored Unix time; zero stays the zero time.
-func unixTime(sec int64) time.Time {
-	if sec == 0 {
-		return time.Time{}
-	}
-	return time.Unix(sec, 0)
-}
-
-// randomToken returns 128 random bits, base64url-encoded: for jti values, codes and tokens.
-func randomToken() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go ≥ 1.24)
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	return time.Duration(max(s.cfg.AccessTokenTTL, s.cfg.RefreshTokenTTL, s.cfg.CodeTTL))
 }

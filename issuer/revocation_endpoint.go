@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -10,7 +9,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/tollgate-auth/tollgate/issuer/accesstoken"
-	"github.com/tollgate-auth/tollgate/issuer/store"
+	"github.com/tollgate-auth/tollgate/issuer/state"
 )
 
 // PathRevoke is the token revocation endpoint (RFC 7009).
@@ -37,25 +36,11 @@ func (s *Server) revoke(ctx context.Context, c *client, token, hint string) *Err
 	if hint != "refresh_token" && strings.Count(token, ".") == 2 {
 		return s.revokeJWT(ctx, c, token)
 	}
-	key := hashKey(token)
-	for _, b := range []store.Bucket{bucketRefreshTokens, bucketRotatedRefresh} {
-		raw, err := s.store.Get(ctx, b, key)
-		if errors.Is(err, store.ErrNotFound) {
-			continue
-		} else if err != nil {
-			return errServer(err)
-		}
-		var rec refreshRecord // a rotation has the same family and client_id fields
-		if err := json.Unmarshal(raw, &rec); err != nil {
-			return errServer(err)
-		}
-		if rec.ClientID != c.ID {
-			return errUnauthorizedClient("the token was issued to another client")
-		}
-		if err := s.revokeFamily(ctx, rec.Family); err != nil {
-			return errServer(err)
-		}
-		return nil
+	switch err := s.state.RevokeToken(ctx, token, c.ID); {
+	case errors.Is(err, state.ErrOtherClient):
+		return errUnauthorizedClient("the token was issued to another client")
+	case err != nil:
+		return errServer(err)
 	}
 	return nil
 }
@@ -72,7 +57,7 @@ func (s *Server) revokeJWT(ctx context.Context, c *client, token string) *Error 
 	if claims.ClientID != c.ID {
 		return errUnauthorizedClient("the token was issued to another client")
 	}
-	if err := s.revokeAccessToken(ctx, claims.ID, claims.ExpiresAt.Time); err != nil {
+	if err := s.state.Deny(ctx, claims.ID, claims.ExpiresAt.Time); err != nil {
 		return errServer(err)
 	}
 	return nil

@@ -6,10 +6,12 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/tollgate-auth/tollgate/issuer/keys"
+	"github.com/tollgate-auth/tollgate/issuer/state"
 	"github.com/tollgate-auth/tollgate/issuer/store"
 	"github.com/tollgate-auth/tollgate/issuer/users"
 )
@@ -25,16 +27,15 @@ const (
 
 // Deps are the issuer's runtime dependencies.
 type Deps struct {
-	// Store keeps keys, codes and tokens. Required.
+	// Store keeps keys, codes and tokens. Required. Several Servers may share one store (a
+	// cluster on one Redis, or the old and new configuration during a reload): they then
+	// share every guarantee, and a revocation on one reaches the others within milliseconds.
 	Store store.Store
 	// Logger receives operational logs; never tokens, secrets, codes or passwords. Default: none.
 	Logger *zap.Logger
 	// ClientIP returns the client's address for throttling. Default: the host of RemoteAddr.
 	// A host behind trusted proxies passes its resolved client IP here.
 	ClientIP func(*http.Request) string
-	// SharedStore says other nodes use the same store (a cluster): the deny-list is then
-	// reread every 500 ms so their revocations apply here within a second.
-	SharedStore bool
 }
 
 // Server is a running authorization server. It is safe for concurrent use.
@@ -43,19 +44,17 @@ type Server struct {
 	issuer  string // the issuer URL, exactly as configured (without a trailing slash)
 	base    string // the issuer URL's path, without a trailing slash
 	realm   string
-	store   store.Store
+	state   *state.State
+	denied  *state.DenyList
 	keys    *keys.Manager
 	clients map[string]*client
 	grants  map[string]grant
 	routes  map[string]http.Handler
 	users   *users.Directory
-	denied  denyList
-	// familyLocks serialize read-modify-writes of refresh-family records.
-	familyLocks familyLocks
-	stop        context.CancelFunc // ends the background upkeep
-	done        chan struct{}      // closed when the upkeep has ended
-	cors        map[string]bool
-	ipOf        func(*http.Request) string
+	stop    context.CancelFunc // ends the background upkeep
+	done    chan struct{}      // closed when the upkeep has ended
+	cors    map[string]bool
+	ipOf    func(*http.Request) string
 	// metadataJSON is the RFC 8414 / OpenID discovery document, built once.
 	metadataJSON []byte
 	log          *zap.Logger
@@ -64,22 +63,28 @@ type Server struct {
 // New checks cfg, loads (or creates) the signing keys in deps.Store and returns a Server.
 func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	cfg = cfg.withDefaults()
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Check(); err != nil {
 		return nil, err
 	}
 	if deps.Store == nil {
 		return nil, fmt.Errorf("issuer: a store is required")
 	}
-	u, _ := ParseIssuerURL(cfg.Issuer)
+	u, _ := ParseIssuerURL(cfg.Issuer) // Validate checked it
 	s := &Server{
 		cfg:    cfg,
 		issuer: strings.TrimSuffix(cfg.Issuer, "/"),
 		base:   strings.TrimSuffix(u.EscapedPath(), "/"),
 		realm:  u.Host,
-		store:  deps.Store,
+		denied: state.NewDenyList(),
 		log:    deps.Logger,
 		ipOf:   deps.ClientIP,
 	}
+	s.state = state.New(deps.Store, state.Options{
+		FamilyIdle:    time.Duration(cfg.RefreshTokenIdleTTL),
+		ReuseGrace:    time.Duration(cfg.RefreshReuseGrace),
+		Tombstone:     s.redemptionTTL(),
+		RevokedBefore: time.Duration(max(cfg.RefreshTokenTTL, cfg.SessionTTL)),
+	})
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
@@ -98,9 +103,6 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if err := s.keys.Rotate(ctx, s.rotation()); err != nil {
 		return nil, err
 	}
-	if err := s.denied.load(ctx, deps.Store); err != nil {
-		return nil, fmt.Errorf("issuer: loading the deny-list: %w", err)
-	}
 	static := make([]users.Static, len(cfg.Users))
 	for i, u := range cfg.Users {
 		static[i] = users.Static{Name: u.Name, PasswordHash: u.PasswordHash, Claims: u.Claims}
@@ -111,7 +113,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	s.cors = s.corsOrigins()
 	upkeep, stop := context.WithCancel(context.Background())
 	s.stop, s.done = stop, make(chan struct{})
-	go s.maintain(upkeep, deps.SharedStore)
+	if err := s.watchDenyList(ctx, upkeep); err != nil {
+		stop()
+		return nil, fmt.Errorf("issuer: loading the deny-list: %w", err)
+	}
+	go s.maintain(upkeep)
 	s.clients = make(map[string]*client, len(cfg.Clients))
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = newClient(c)

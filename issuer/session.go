@@ -2,39 +2,12 @@ package issuer
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base64"
-	"encoding/json"
-	"errors"
 	"net/http"
 	"time"
 
-	"github.com/tollgate-auth/tollgate/issuer/store"
+	"github.com/tollgate-auth/tollgate/issuer/state"
 )
-
-// Store buckets of the browser side.
-const (
-	bucketSessions store.Bucket = "sessions"
-	bucketPending  store.Bucket = "pending_authorizations"
-	bucketConsents store.Bucket = "consents"
-)
-
-// session is a signed-in browser (SSO): who, and when they last entered their password.
-type session struct {
-	User     string `json:"user"`
-	AuthTime int64  `json:"auth_time"`
-	Expires  int64  `json:"expires"`
-	Created  int64  `json:"created_ns"` // Unix nanoseconds, compared with sign-out everywhere
-}
-
-// hashKey derives the store key of a secret value (session id, code, token): the store never
-// holds the secret itself.
-func hashKey(secret string) string {
-	d := sha256.Sum256([]byte(secret))
-	return base64.RawURLEncoding.EncodeToString(d[:])
-}
 
 // cookieName returns the name of one of the issuer's cookies. Over TLS the "__Host-" prefix
 // pins the cookie to this host and path "/" with Secure (RFC 6265bis §4.1.3.2).
@@ -75,46 +48,35 @@ const (
 )
 
 // currentSession returns the browser's live session and its id, or nil.
-func (s *Server) currentSession(ctx context.Context, r *http.Request) (*session, string, error) {
+func (s *Server) currentSession(ctx context.Context, r *http.Request) (*state.Session, string, error) {
 	sid := s.cookie(r, sessionCookie)
 	if sid == "" {
 		return nil, "", nil
 	}
-	raw, err := s.store.Get(ctx, bucketSessions, hashKey(sid))
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, "", nil
-	} else if err != nil {
+	sess, err := s.state.Session(ctx, sid)
+	if sess == nil || err != nil {
 		return nil, "", err
-	}
-	var sess session
-	if json.Unmarshal(raw, &sess) != nil || time.Now().Unix() >= sess.Expires {
-		return nil, "", nil
 	}
 	if _, ok := s.users.Lookup(sess.User); !ok {
 		return nil, "", nil // the user was removed
 	}
-	if before, err := s.revokedBefore(ctx, sess.User); err != nil {
-		return nil, "", err
-	} else if sess.Created < before {
-		return nil, "", nil // signed out everywhere since
-	}
-	return &sess, sid, nil
+	return sess, sid, nil
 }
 
 // startSession signs the browser in as user, replacing any earlier session (a new id on every
 // sign-in prevents session fixation).
-func (s *Server) startSession(w http.ResponseWriter, r *http.Request, user string) (*session, error) {
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, user string) (*state.Session, error) {
 	if old := s.cookie(r, sessionCookie); old != "" {
-		_ = s.store.Delete(r.Context(), bucketSessions, hashKey(old))
+		_ = s.state.DeleteSession(r.Context(), old)
 	}
 	now := time.Now()
-	sess := &session{User: user, AuthTime: now.Unix(), Expires: now.Add(s.cfg.SessionTTL).Unix(), Created: now.UnixNano()}
-	raw, _ := json.Marshal(sess)
-	sid := randomSecret()
-	if err := s.store.Put(r.Context(), bucketSessions, hashKey(sid), raw, s.cfg.SessionTTL); err != nil {
+	ttl := time.Duration(s.cfg.SessionTTL)
+	sess := &state.Session{User: user, AuthTime: now.Unix(), Expires: now.Add(ttl).Unix(), Created: now.UnixNano()}
+	sid := state.NewSecret()
+	if err := s.state.PutSession(r.Context(), sid, *sess, ttl); err != nil {
 		return nil, err
 	}
-	s.setCookie(w, r, sessionCookie, sid, s.cfg.SessionTTL)
+	s.setCookie(w, r, sessionCookie, sid, ttl)
 	return sess, nil
 }
 
@@ -122,7 +84,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, user strin
 func (s *Server) endSession(w http.ResponseWriter, r *http.Request) error {
 	s.setCookie(w, r, sessionCookie, "", -1)
 	if sid := s.cookie(r, sessionCookie); sid != "" {
-		return s.store.Delete(r.Context(), bucketSessions, hashKey(sid))
+		return s.state.DeleteSession(r.Context(), sid)
 	}
 	return nil
 }
@@ -134,7 +96,7 @@ func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	if v := s.cookie(r, csrfCookie); len(v) >= 22 {
 		return v
 	}
-	v := randomToken()
+	v := state.NewID()
 	s.setCookie(w, r, csrfCookie, v, 0)
 	// Later reads within this request see the new value.
 	r.AddCookie(&http.Cookie{Name: s.cookieName(r, csrfCookie), Value: v})
@@ -146,12 +108,4 @@ func (s *Server) checkCSRF(r *http.Request, f form) bool {
 	c := s.cookie(r, csrfCookie)
 	t := f["csrf_token"]
 	return len(c) >= 22 && subtle.ConstantTimeCompare([]byte(c), []byte(t)) == 1
-}
-
-// randomSecret returns 256 random bits, base64url-encoded: for session ids, codes and tokens
-// that grant access.
-func randomSecret() string {
-	var b [32]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
 }

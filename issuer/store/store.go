@@ -81,7 +81,7 @@ type Store interface {
 	Update(ctx context.Context, b Bucket, key string, fn UpdateFunc) error
 	// Incr adds by (which may be negative) to the counter at key and returns the new value. A
 	// new counter starts at by and expires ttl after its creation (the window does not
-	// slide); a counter never goes below zero.
+	// slide); a counter never goes below zero. Get returns a counter's value in decimal.
 	Incr(ctx context.Context, b Bucket, key string, by int64, ttl time.Duration) (int64, error)
 	// Scan calls fn with every unexpired entry of a bucket, in no particular order, until fn
 	// returns an error, which Scan returns. Every entry that is live for the whole scan is

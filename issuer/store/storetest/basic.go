@@ -179,6 +179,7 @@ func testIncrBy(t *testing.T, s store.Store) {
 	wantIncrBy(t, s, b, "n", 1, time.Hour, 1)
 	wantIncrBy(t, s, b, "new", -1, time.Hour, 0)
 	wantIncrBy(t, s, b, "new", 2, time.Hour, 2)
+	wantValue(t, s, b, "new", []byte("2")) // Get reads a counter in decimal
 }
 
 func testScan(t *testing.T, s store.Store) {

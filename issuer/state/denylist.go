@@ -1,0 +1,174 @@
+package state
+
+import (
+	"context"
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tollgate-auth/tollgate/issuer/store"
+)
+
+// The deny-list holds revoked access tokens by jti until they would have expired. Deny writes
+// the record first (so a restart, or a node that resyncs, finds it), then publishes it on
+// topicDenied, so every node's DenyList (and the edge that asks it) has it within
+// milliseconds; a node that may have missed messages rereads the bucket.
+const (
+	bucketRevokedAccessTokens store.Bucket = "revoked_access_tokens" // jti → expiry (Unix seconds)
+	topicDenied                            = "denied"                // "<jti> <expiry>"
+)
+
+// Deny puts the access token jti on the deny-list until exp, here and on every node.
+func (s *State) Deny(ctx context.Context, jti string, exp time.Time) error {
+	ttl := time.Until(exp) + time.Second
+	if ttl <= time.Second || jti == "" {
+		return nil // already expired: nothing to deny
+	}
+	e := strconv.FormatInt(exp.Unix(), 10)
+	if err := s.st.Put(ctx, bucketRevokedAccessTokens, jti, []byte(e), ttl); err != nil {
+		return err
+	}
+	// The record is what counts; a lost message is made up for by the next resync.
+	_ = s.st.Publish(ctx, topicDenied, []byte(jti+" "+e))
+	return nil
+}
+
+// denyAll denies every token of tokens.
+func (s *State) denyAll(ctx context.Context, tokens []IssuedAT) error {
+	for _, at := range tokens {
+		if err := s.Deny(ctx, at.JTI, time.Unix(at.Exp, 0)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DenyList is a node's in-memory copy of the deny-list, which the edge consults on every
+// request. Entries are only ever added (a revocation is never undone) and dropped once their
+// token has expired. A jti as Tollgate mints it (NewID: 16 bytes) takes 20 bytes plus the map's
+// overhead; any other jti is kept as a string.
+type DenyList struct {
+	mu     sync.RWMutex
+	ids    map[[16]byte]uint32 // jti bytes → expiry, Unix seconds
+	others map[string]int64    // jti → expiry, for a jti of another shape
+	added  int                 // since the last prune
+}
+
+// NewDenyList returns an empty deny-list.
+func NewDenyList() *DenyList {
+	return &DenyList{ids: map[[16]byte]uint32{}, others: map[string]int64{}}
+}
+
+// Revoked reports whether the access token with this jti is revoked. It reads memory only.
+func (d *DenyList) Revoked(jti string) bool {
+	now := time.Now().Unix()
+	if id, ok := compact(jti); ok {
+		d.mu.RLock()
+		exp, found := d.ids[id]
+		d.mu.RUnlock()
+		return found && int64(exp) > now
+	}
+	d.mu.RLock()
+	exp, found := d.others[jti]
+	d.mu.RUnlock()
+	return found && exp > now
+}
+
+// Len is the number of entries, expired ones not yet pruned included.
+func (d *DenyList) Len() int {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return len(d.ids) + len(d.others)
+}
+
+// add records jti until exp.
+func (d *DenyList) add(jti string, exp int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.addLocked(jti, exp)
+}
+
+func (d *DenyList) addLocked(jti string, exp int64) {
+	if id, ok := compact(jti); ok && exp >= 0 && exp <= 1<<32-1 {
+		d.ids[id] = uint32(exp)
+	} else {
+		d.others[jti] = exp
+	}
+	if d.added++; d.added >= pruneEvery && d.added >= d.lenLocked()/2 {
+		d.pruneLocked(time.Now().Unix())
+	}
+}
+
+func (d *DenyList) lenLocked() int { return len(d.ids) + len(d.others) }
+
+// pruneEvery is how many additions (at least) come between two prunes of expired entries;
+// a prune also waits until the list has grown by half since the last, so pruning costs O(1)
+// per addition on average however long the list.
+const pruneEvery = 1024
+
+func (d *DenyList) pruneLocked(now int64) {
+	d.added = 0
+	for k, e := range d.ids {
+		if int64(e) <= now {
+			delete(d.ids, k)
+		}
+	}
+	for k, e := range d.others {
+		if e <= now {
+			delete(d.others, k)
+		}
+	}
+}
+
+// message records one published denial.
+func (d *DenyList) message(m []byte) {
+	jti, e, ok := strings.Cut(string(m), " ")
+	if exp, err := strconv.ParseInt(e, 10, 64); ok && err == nil {
+		d.add(jti, exp)
+	}
+}
+
+// Load reads the whole stored deny-list into d (what it holds already stays).
+func (s *State) Load(ctx context.Context, d *DenyList) error {
+	return s.st.Scan(ctx, bucketRevokedAccessTokens, func(jti string, v []byte) error {
+		if exp, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			d.add(jti, exp)
+		}
+		return nil
+	})
+}
+
+// Watch keeps d current until ctx ends: every denial published on any node is added as it
+// comes, and the stored deny-list is reread whenever messages may have been missed (at start
+// and after a lost connection). resynced is told the outcome of every reread (nil, or why it
+// failed: then the copy may be stale until the next one), lost why delivery stopped; both
+// may be nil.
+func (s *State) Watch(ctx context.Context, d *DenyList, resynced, lost func(error)) error {
+	return s.st.Subscribe(ctx, topicDenied, store.Subscriber{
+		Message: d.message,
+		Resync: func() {
+			err := s.Load(ctx, d)
+			if resynced != nil && ctx.Err() == nil {
+				resynced(err)
+			}
+		},
+		Lost: lost,
+	})
+}
+
+// strict decodes only the one canonical text of some bytes (zero padding bits), so that two
+// jti strings never share an entry.
+var strict = base64.RawURLEncoding.Strict()
+
+// compact returns the 16 bytes of a jti that is the base64url text of 16 bytes, as NewID
+// makes them.
+func compact(jti string) ([16]byte, bool) {
+	var id [16]byte
+	if len(jti) != idLen {
+		return id, false
+	}
+	n, err := strict.Decode(id[:], []byte(jti))
+	return id, err == nil && n == 16
+}

@@ -1,0 +1,30 @@
+// Package state is the issuer's typed state layer: the one place that knows bucket names, key
+// hashing, TTL arithmetic and the encoding of every record the issuer keeps. Grant and
+// endpoint code asks it for typed operations ("redeem this code", "rotate this refresh
+// token", "revoke this family") and never touches the store itself. Every guarantee rests on
+// one atomic primitive of the store contract (package store), never on a lock in a process,
+// so it holds between any number of issuers sharing one store: two Caddy instances on one
+// Redis, or the old and new configuration on one bolt file during a reload.
+//
+//	bucket                   key                  record        guarantee (primitive)
+//	authorization_codes      Key(code)            Code          —
+//	redeemed_codes           Key(code)            Redemption    one redemption (Create)
+//	device_codes             Key(device code)     Device        —
+//	device_user_codes        Key(user code)       DeviceKey     user codes unique (Create)
+//	device_decisions         Key(device code)     Decision      one decision (Create)
+//	device_polls             Key(device code)     devicePoll    one poll at a time (Update)
+//	device_redeemed          Key(device code)     Redemption    one redemption (Create)
+//	refresh_families         Key(family id)       Family        rotation, reuse, revocation (Update)
+//	revoked_before           Key(user[\0client])  Unix ns       latest mark wins (Update)
+//	revoked_access_tokens    jti                  expiry        pushed to every node (Publish)
+//	sessions                 Key(session id)      Session       —
+//	pending_authorizations   random id            Pending       answered once (Take)
+//	consents                 Key(user)            client→scopes no lost consent (Update)
+//	throttle                 Key(name, window)    count         count before deciding (Incr)
+//	sign_in_addresses        Key(user\0address)   "1"           —
+//
+// Key is SHA-256, so the store never holds a code, token, session id or user code that would
+// work if read out of it. The signing keys are the one other bucket; package keys owns it.
+//
+// docs/design.md in the repository describes the whole state core.
+package state

@@ -1,0 +1,379 @@
+package state
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"time"
+
+	"github.com/tollgate-auth/tollgate/issuer/store"
+)
+
+// Refresh tokens rotate on every use (RFC 9700 §4.14.2). A refresh token is
+// <family id><secret>: the id (NewID) names the family, the chain of rotations that started
+// with one grant, and the secret (NewSecret) is what proves the token. The store keeps one
+// record per family, under Key(id), holding Key(secret) of the one live token: so a rotation,
+// a reuse detection, a revocation and the record of the access tokens the family issued are
+// each one Update of that one record, atomic on every backend and across every node.
+const (
+	bucketFamilies      store.Bucket = "refresh_families" // Key(family id) → Family
+	bucketRevokedBefore store.Bucket = "revoked_before"   // Key(user[\x00client]) → Unix ns
+)
+
+// MaxLiveTokens bounds the access tokens one family keeps on record: the oldest of more are
+// superseded, put on the deny-list, so the record stays small however fast a client rotates.
+const MaxLiveTokens = 16
+
+// Family is the record of a refresh-token family.
+type Family struct {
+	ClientID string   `json:"client_id"`
+	User     string   `json:"user"`
+	Scopes   []string `json:"scopes"`
+	AuthTime int64    `json:"auth_time"`
+	// Created is when the family started, in Unix nanoseconds, compared with RevokeBefore marks.
+	Created int64 `json:"created_ns"`
+	// Expires is the family's absolute end (refresh_token_ttl), in Unix seconds.
+	Expires int64 `json:"expires"`
+	// IdleUntil ends the family unless it is used before (refresh_token_idle_ttl), in Unix
+	// nanoseconds.
+	IdleUntil int64 `json:"idle_until_ns"`
+	// Revoked is set for good by a reuse, a revocation or a replayed code.
+	Revoked bool `json:"revoked,omitempty"`
+	// Current is Key(secret) of the live refresh token.
+	Current string `json:"current,omitempty"`
+	// Prev is the last rotation, for the reuse grace window.
+	Prev *Rotation `json:"prev,omitempty"`
+	// Tokens are the access tokens the family issued that have not expired, for revocation.
+	Tokens []IssuedAT `json:"tokens"`
+}
+
+// Rotation remembers the last rotation of a family: the rotated token's key, when, and its
+// successor sealed with a key derived from the rotated token itself, so only a holder of the
+// old token can read it (for the reuse grace window) and the store never holds a usable token.
+type Rotation struct {
+	Key    string `json:"key"`
+	At     int64  `json:"at"` // Unix nanoseconds
+	Sealed []byte `json:"sealed"`
+}
+
+// IssuedAT identifies an access token for the deny-list.
+type IssuedAT struct {
+	JTI string `json:"jti"`
+	Exp int64  `json:"exp"` // Unix seconds
+}
+
+// live reports whether the family can still be used at now.
+func (f *Family) live(now time.Time) bool {
+	return !f.Revoked && f.Current != "" && now.Unix() < f.Expires && now.UnixNano() < f.IdleUntil
+}
+
+// End is when the family ends unless it is used again: its absolute end or its idle end,
+// whichever comes first.
+func (f *Family) End() time.Time {
+	end := time.Unix(f.Expires, 0)
+	if idle := time.Unix(0, f.IdleUntil); idle.Before(end) {
+		end = idle
+	}
+	return end
+}
+
+// ttl is how long the family's record is kept: until the family would end anyway.
+func (f *Family) ttl(now time.Time) time.Duration { return f.End().Sub(now) }
+
+// Errors of the refresh operations.
+var (
+	// ErrInvalidToken: the token is malformed, unknown, expired or of a family that ended or
+	// was revoked.
+	ErrInvalidToken = errors.New("state: refresh token invalid, expired or revoked")
+	// ErrOtherClient: the token belongs to another client.
+	ErrOtherClient = errors.New("state: refresh token of another client")
+	// ErrReused: the token was rotated already; its family is now revoked.
+	ErrReused = errors.New("state: refresh token reused; family revoked")
+)
+
+// splitToken parses a refresh token into the store key of its family and its secret.
+func splitToken(token string) (familyKey, secret string, ok bool) {
+	if len(token) != idLen+secretLen || !isBase64URL(token) {
+		return "", "", false
+	}
+	return Key(token[:idLen]), token[idLen:], true
+}
+
+// NewFamilyKey returns a new family id and its store key; a Redemption names the family by
+// key before the family starts.
+func NewFamilyKey() (id, key string) {
+	id = NewID()
+	return id, Key(id)
+}
+
+// StartFamily starts family id (from NewFamilyKey) with f and returns its first refresh
+// token. f.Current and f.IdleUntil are set here. A family revoked before it started (its code
+// was replayed meanwhile) cannot start: ErrInvalidToken.
+func (s *State) StartFamily(ctx context.Context, id string, f Family, now time.Time) (string, error) {
+	secret := NewSecret()
+	f.Current = Key(secret)
+	f.IdleUntil = now.Add(s.opts.FamilyIdle).UnixNano()
+	ttl := f.ttl(now)
+	if ttl <= 0 {
+		return "", errors.New("state: refresh family already expired")
+	}
+	switch err := create(ctx, s.st, bucketFamilies, Key(id), f, ttl); {
+	case errors.Is(err, store.ErrExists):
+		return "", ErrInvalidToken
+	case err != nil:
+		return "", err
+	}
+	return id + secret, nil
+}
+
+// RotateRequest is one use of a refresh token.
+type RotateRequest struct {
+	Token    string // as presented
+	ClientID string // the authenticated client
+	// JTI and Exp are the access token the refresh will issue, recorded in the family in the
+	// same step as the rotation.
+	JTI string
+	Exp time.Time
+	Now time.Time
+	// Scopes picks the scopes of the new tokens from those the family was granted; an error
+	// from it aborts the refresh with that error, and the token stays usable.
+	Scopes func(granted []string) ([]string, error)
+}
+
+// Rotated is the outcome of a successful refresh.
+type Rotated struct {
+	Token  string   // the refresh token to hand out
+	Family Family   // the family after the rotation
+	Scopes []string // what Scopes picked
+	Retry  bool     // a duplicate within the grace window, given the same successor again
+}
+
+// Rotate uses a refresh token, in one atomic step of its family's record: the live token is
+// replaced by a new one and the access token RotateRequest names is recorded. A token of the
+// family that is no longer live is reuse (RFC 9700 §4.14.2): within the grace window after
+// its rotation it gets the same successor again, otherwise the family is revoked in that same
+// step and every access token it issued goes on the deny-list (ErrReused). Racing uses of one
+// token, from any node, therefore give one rotation; the others are retries or reuse.
+func (s *State) Rotate(ctx context.Context, req RotateRequest) (*Rotated, error) {
+	key, secret, ok := splitToken(req.Token)
+	if !ok {
+		return nil, ErrInvalidToken
+	}
+	// Marks of consent withdrawal and "sign out everywhere" live in records of their own;
+	// read them first (the family's user never changes).
+	f, err := get[Family](ctx, s.st, bucketFamilies, key)
+	if err != nil {
+		return nil, err
+	} else if f == nil {
+		return nil, ErrInvalidToken
+	}
+	before, err := s.revokedBefore(ctx, f.User, f.ClientID)
+	if err != nil {
+		return nil, err
+	}
+	var out Rotated
+	var deny []IssuedAT
+	var reused bool
+	presented := Key(secret)
+	err = update(ctx, s.st, bucketFamilies, key, func(f *Family) (*Family, time.Duration, error) {
+		out, deny, reused = Rotated{}, nil, false
+		switch {
+		case f == nil || !f.live(req.Now) || f.Created < before:
+			return nil, 0, ErrInvalidToken
+		case f.ClientID != req.ClientID:
+			return nil, 0, ErrOtherClient
+		}
+		switch {
+		case sameKey(presented, f.Current):
+			successor := req.Token[:idLen] + NewSecret()
+			f.Prev = &Rotation{Key: presented, At: req.Now.UnixNano(), Sealed: seal(req.Token, successor)}
+			f.Current = Key(successor[idLen:])
+			out.Token = successor
+		case s.withinGrace(f, presented, req.Now):
+			// The successor must still be the live token: once it was used in turn, a
+			// duplicate of its predecessor is reuse, however soon it comes.
+			successor, err := unseal(req.Token, f.Prev.Sealed)
+			if err != nil || len(successor) != idLen+secretLen || !sameKey(Key(successor[idLen:]), f.Current) {
+				return s.reuse(f, &deny, &reused, req.Now)
+			}
+			out.Token, out.Retry = successor, true
+		default:
+			return s.reuse(f, &deny, &reused, req.Now)
+		}
+		scopes, err := req.Scopes(f.Scopes)
+		if err != nil {
+			return nil, 0, err
+		}
+		out.Scopes = scopes
+		f.Tokens, deny = record(f.Tokens, IssuedAT{JTI: req.JTI, Exp: req.Exp.Unix()}, req.Now)
+		f.IdleUntil = req.Now.Add(s.opts.FamilyIdle).UnixNano()
+		out.Family = *f
+		return f, f.ttl(req.Now), nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := s.denyAll(ctx, deny); err != nil {
+		return nil, err
+	}
+	if reused {
+		return nil, ErrReused
+	}
+	return &out, nil
+}
+
+// withinGrace reports whether presented is the token rotated last, within the grace window.
+func (s *State) withinGrace(f *Family, presented string, now time.Time) bool {
+	return s.opts.ReuseGrace > 0 && f.Prev != nil && sameKey(presented, f.Prev.Key) &&
+		now.Sub(time.Unix(0, f.Prev.At)) <= s.opts.ReuseGrace
+}
+
+// reuse revokes f inside Rotate's update: every access token it issued is to be denied.
+func (s *State) reuse(f *Family, deny *[]IssuedAT, reused *bool, now time.Time) (*Family, time.Duration, error) {
+	f.Revoked = true
+	*deny, *reused = f.Tokens, true
+	return f, max(f.ttl(now), time.Second), nil
+}
+
+// record adds at to the live tokens of a family and drops those expired by now; of more than
+// MaxLiveTokens, the oldest are superseded and returned for the deny-list.
+func record(tokens []IssuedAT, at IssuedAT, now time.Time) (kept, superseded []IssuedAT) {
+	t := now.Unix()
+	kept = make([]IssuedAT, 0, len(tokens)+1)
+	for _, old := range tokens {
+		if old.Exp > t {
+			kept = append(kept, old)
+		}
+	}
+	kept = append(kept, at)
+	if n := len(kept) - MaxLiveTokens; n > 0 {
+		superseded, kept = kept[:n:n], kept[n:]
+	}
+	return kept, superseded
+}
+
+// RevokeFamily revokes a family by its key (from a Redemption) and puts every access token it
+// issued on the deny-list. A family that has not started yet is revoked too: its tombstone
+// makes StartFamily fail, so a family revoked by a replayed code never lives.
+func (s *State) RevokeFamily(ctx context.Context, key string) error {
+	var deny []IssuedAT
+	err := update(ctx, s.st, bucketFamilies, key, func(f *Family) (*Family, time.Duration, error) {
+		if f == nil {
+			return &Family{Revoked: true}, s.opts.Tombstone, nil
+		}
+		deny = f.Tokens // also when revoked already: denying again is harmless
+		if f.Revoked {
+			return nil, 0, store.ErrKeep
+		}
+		f.Revoked = true
+		return f, max(f.ttl(time.Now()), time.Second), nil
+	})
+	if err != nil {
+		return err
+	}
+	return s.denyAll(ctx, deny)
+}
+
+// FamilyOf returns the family of a refresh token and whether the token is its live one, or
+// nil when the token is malformed or its family unknown.
+func (s *State) FamilyOf(ctx context.Context, token string) (f *Family, live bool, err error) {
+	key, secret, ok := splitToken(token)
+	if !ok {
+		return nil, false, nil
+	}
+	if f, err = get[Family](ctx, s.st, bucketFamilies, key); f == nil || err != nil {
+		return nil, false, err
+	}
+	now := time.Now()
+	live = f.live(now) && sameKey(Key(secret), f.Current)
+	if live {
+		before, err := s.revokedBefore(ctx, f.User, f.ClientID)
+		if err != nil {
+			return nil, false, err
+		}
+		live = f.Created >= before
+	}
+	return f, live, nil
+}
+
+// RevokeToken revokes the family of a refresh token presented by clientID (RFC 7009): any
+// token of the family, live or rotated, revokes all of it. It returns ErrOtherClient for
+// another client's token and nil, doing nothing, for a token it does not know.
+func (s *State) RevokeToken(ctx context.Context, token, clientID string) error {
+	key, _, ok := splitToken(token)
+	if !ok {
+		return nil
+	}
+	f, err := get[Family](ctx, s.st, bucketFamilies, key)
+	if f == nil || err != nil {
+		return err
+	}
+	if f.ClientID != clientID {
+		return ErrOtherClient
+	}
+	return s.RevokeFamily(ctx, key)
+}
+
+// RevokeBefore revokes every refresh family of user (and with clientID "" every browser
+// session too) that started before t: consent withdrawal and "sign out everywhere".
+func (s *State) RevokeBefore(ctx context.Context, user, clientID string, t time.Time) error {
+	key := user
+	if clientID != "" {
+		key += "\x00" + clientID
+	}
+	mark := t.UnixNano()
+	return update(ctx, s.st, bucketRevokedBefore, Key(key), func(cur *int64) (*int64, time.Duration, error) {
+		if cur != nil && *cur >= mark {
+			return nil, 0, store.ErrKeep // a later mark stays (nodes' clocks differ a little)
+		}
+		return &mark, s.opts.RevokedBefore, nil
+	})
+}
+
+// revokedBefore returns the time (Unix nanoseconds) before which families of user and client
+// are revoked, zero when never; with clientID "" only the user's own mark counts.
+func (s *State) revokedBefore(ctx context.Context, user, clientID string) (int64, error) {
+	keys := []string{user}
+	if clientID != "" {
+		keys = append(keys, user+"\x00"+clientID)
+	}
+	var latest int64
+	for _, k := range keys {
+		t, err := get[int64](ctx, s.st, bucketRevokedBefore, Key(k))
+		if err != nil {
+			return 0, err
+		}
+		if t != nil {
+			latest = max(latest, *t)
+		}
+	}
+	return latest, nil
+}
+
+// seal encrypts successor with AES-256-GCM under a key derived from the rotated token.
+func seal(rotated, successor string) []byte {
+	aead := tokenAEAD(rotated)
+	nonce := make([]byte, aead.NonceSize())
+	_, _ = rand.Read(nonce)
+	return aead.Seal(nonce, nonce, []byte(successor), nil)
+}
+
+// unseal reverses seal; it fails for anyone without the rotated token.
+func unseal(rotated string, sealed []byte) (string, error) {
+	aead := tokenAEAD(rotated)
+	if len(sealed) < aead.NonceSize() {
+		return "", errors.New("sealed token too short")
+	}
+	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], nil)
+	return string(plain), err
+}
+
+func tokenAEAD(token string) cipher.AEAD {
+	key := sha256.Sum256([]byte("tollgate refresh successor\x00" + token))
+	block, _ := aes.NewCipher(key[:])
+	aead, _ := cipher.NewGCM(block)
+	return aead
+}
