@@ -275,7 +275,11 @@ func TestCORS(t *testing.T) {
 }
 
 // jtiUnverified reads a token's jti without verifying it (for revoked tokens).
-func (f *flowServer) jtiUnverified(t *testing.T, at string) string {
+func (f *flowServer) jtiUnverified(t *testing.T, at string) string { return jtiUnverified(t, at) }
+
+// jtiUnverified reads a token's jti without verifying it (for revoked tokens).
+func jtiUnverified(t testing.TB, at string) string {
+	t.Helper()
 	parts := strings.Split(at, ".")
 	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
 	if err != nil {

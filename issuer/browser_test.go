@@ -69,7 +69,7 @@ func newFlowServerLogging(t testing.TB, log *zap.Logger, mutate ...func(*Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(context.Background(), cfg, Deps{Store: st, Logger: log})
+	s, err := New(context.Background(), cfg, Deps{Store: st, Logger: log, ClientIP: testClientIP})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,6 +80,13 @@ func newFlowServerLogging(t testing.TB, log *zap.Logger, mutate ...func(*Config)
 	return &flowServer{Server: s, url: base, st: st}
 }
 
+// clientIPHeader lets a test's requests come from an address of its choosing: the test
+// servers' Deps.ClientIP reads it, as a Caddy behind a trusted proxy reads X-Forwarded-For.
+const clientIPHeader = "X-Test-Client-IP"
+
+// testClientIP is the Deps.ClientIP of the test servers.
+func testClientIP(r *http.Request) string { return r.Header.Get(clientIPHeader) }
+
 // browser is an HTTP client with cookies that does not follow redirects, so each step of a
 // flow can be checked.
 type browser struct {
@@ -87,11 +94,30 @@ type browser struct {
 	client *http.Client
 }
 
-func newBrowser(t testing.TB) *browser {
+func newBrowser(t testing.TB) *browser { return newBrowserFrom(t, "") }
+
+// newBrowserFrom is a browser whose requests come from address ip ("" for the real one).
+func newBrowserFrom(t testing.TB, ip string) *browser {
 	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, client: &http.Client{Jar: jar,
+	return &browser{t: t, client: &http.Client{Jar: jar, Transport: fromAddress(ip),
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
+
+// fromAddress is a transport that sends requests as if from ip.
+func fromAddress(ip string) http.RoundTripper {
+	if ip == "" {
+		return http.DefaultTransport
+	}
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		r = r.Clone(r.Context())
+		r.Header.Set(clientIPHeader, ip)
+		return http.DefaultTransport.RoundTrip(r)
+	})
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func (b *browser) get(u string) (*http.Response, string) {
 	b.t.Helper()

@@ -2,52 +2,269 @@ package issuer
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/tollgate-auth/tollgate/internal/redistest"
+	"github.com/tollgate-auth/tollgate/issuer/store"
 	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
+	"github.com/tollgate-auth/tollgate/issuer/store/redisstore"
 )
 
-// TestRevocationReachesOtherNodes runs two issuers on one shared store, as two Caddy
-// instances behind a load balancer do: a token revoked on one node is refused by the other
-// within a second, and both sign with the same keys.
-func TestRevocationReachesOtherNodes(t *testing.T) {
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "shared.db"), bolt.Options{})
+// cluster is one or more issuers sharing one store, as Caddy instances behind a load balancer
+// share one Redis, or the old and new configuration share one bolt file during a reload.
+type cluster struct {
+	name  string
+	nodes []*Server
+}
+
+// node is the node request i goes to.
+func (c *cluster) node(i int) *Server { return c.nodes[i%len(c.nodes)] }
+
+// clusterConfig is testConfig with a user and a client that gets refresh tokens through the
+// password grant (a cheap bcrypt, so many families can be started).
+func clusterConfig(t testing.TB) Config {
+	cfg := testConfig()
+	hash, err := bcrypt.GenerateFromPassword([]byte(alicePassword), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	var nodes [2]*Server
-	for i := range nodes {
-		if nodes[i], err = New(context.Background(), testConfig(), Deps{Store: st}); err != nil {
+	cfg.Users = []User{{Name: "alice", PasswordHash: string(hash)}}
+	cfg.Clients = append(cfg.Clients, Client{ID: "cli", Secret: "cli-secret", Grants: []string{"password", "refresh_token"},
+		Scopes: []string{"read", "offline_access"}})
+	return cfg
+}
+
+// clusters returns the three shapes every cross-node guarantee is tested on: one node, two
+// nodes on one bolt file, two nodes on one Redis (with a store each, as two processes have).
+func clusters(t *testing.T, cfg Config) []*cluster {
+	t.Helper()
+	newNode := func(st store.Store) *Server {
+		s, err := New(context.Background(), cfg, Deps{Store: st})
+		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { nodes[i].Close() })
+		t.Cleanup(func() { s.Close() })
+		return s
 	}
-	a, b := nodes[0], nodes[1]
-	if string(a.Keys().JWKS()) != string(b.Keys().JWKS()) {
-		t.Fatal("the nodes publish different keys")
-	}
-	w := recordToken(a, "grant_type=client_credentials", "svc", "s3cret")
-	var tok tokenResponse
-	if err := jsonDecode(w.Body.Bytes(), &tok); err != nil || w.Code != 200 {
-		t.Fatalf("token: %d %s", w.Code, w.Body)
-	}
-	claims, err := b.verifyAccessToken(tok.AccessToken)
-	if err != nil {
-		t.Fatalf("node B rejects node A's token: %v", err)
-	}
-	w = serveForm(b, PathRevoke, "token="+url.QueryEscape(tok.AccessToken), "svc", "s3cret")
-	if w.Code != 200 {
-		t.Fatalf("revoke on node B: %d %s", w.Code, w.Body)
-	}
-	deadline := time.Now().Add(time.Second)
-	for !a.Revoked(claims.ID) {
-		if time.Now().After(deadline) {
-			t.Fatal("node A did not learn of node B's revocation within a second")
+	openBolt := func() store.Store {
+		st, err := bolt.Open(filepath.Join(t.TempDir(), "shared.db"), bolt.Options{})
+		if err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		t.Cleanup(func() { st.Close() })
+		return st
+	}
+	one, shared := openBolt(), openBolt()
+	out := []*cluster{
+		{name: "one node", nodes: []*Server{newNode(one)}},
+		{name: "two nodes on one bolt file", nodes: []*Server{newNode(shared), newNode(shared)}},
+	}
+	srv := redistest.Start(t)
+	var redisNodes []*Server
+	for range 2 {
+		st, err := redisstore.Open(context.Background(), srv.URL(), redisstore.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		redisNodes = append(redisNodes, newNode(st))
+	}
+	return append(out, &cluster{name: "two nodes on one Redis", nodes: redisNodes})
+}
+
+// tokenOf posts a token request to s and decodes a 200 answer; it returns the status.
+func tokenOf(s *Server, body, id, secret string) (int, tokenResponse) {
+	w := recordToken(s, body, id, secret)
+	var tok tokenResponse
+	if w.Code == 200 {
+		_ = jsonDecode(w.Body.Bytes(), &tok)
+	}
+	return w.Code, tok
+}
+
+// jtiOf reads the jti of one of s's access tokens.
+func jtiOf(t testing.TB, s *Server, at string) string {
+	t.Helper()
+	claims, err := s.verifyAccessToken(at)
+	if err != nil {
+		t.Fatalf("access token: %v", err)
+	}
+	return claims.ID
+}
+
+// waitDenied waits until every node denies every jti, at most a second: revocations reach
+// other nodes through the store's messages.
+func (c *cluster) waitDenied(t *testing.T, what string, jtis ...string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for {
+		var missing []string
+		for n, s := range c.nodes {
+			for _, j := range jtis {
+				if !s.Revoked(j) {
+					missing = append(missing, fmt.Sprintf("node %d: %s", n, j))
+				}
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: after 1s, not denied: %v", what, missing)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// release runs fns in goroutines of their own, released at the same moment.
+func release(fns ...func()) {
+	var ready, done sync.WaitGroup
+	start := make(chan struct{})
+	ready.Add(len(fns))
+	for _, fn := range fns {
+		done.Go(func() {
+			ready.Done()
+			<-start
+			fn()
+		})
+	}
+	ready.Wait()
+	close(start)
+	done.Wait()
+}
+
+// TestRefreshReuseRacingRotation is the attack of a stolen refresh token: the client refreshes
+// R1 on one node while the attacker replays the rotated R0 on another, released together, 200
+// times. Whatever the order, the family must end dead: the new refresh token R2 (if the
+// rotation won) is refused, and every access token the family issued is denied on every node.
+func TestRefreshReuseRacingRotation(t *testing.T) {
+	const trials = 200
+	for _, c := range clusters(t, clusterConfig(t)) {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			outcomes := map[string]int{}
+			login := "grant_type=password&username=alice&password=" + url.QueryEscape(alicePassword) + "&scope=read+offline_access"
+			for trial := range trials {
+				status, t0 := tokenOf(c.node(trial), login, "cli", "cli-secret")
+				if status != 200 {
+					t.Fatalf("trial %d: password grant: %d", trial, status)
+				}
+				status, t1 := tokenOf(c.node(trial+1), "grant_type=refresh_token&refresh_token="+t0.RefreshToken, "cli", "cli-secret")
+				if status != 200 {
+					t.Fatalf("trial %d: first rotation: %d", trial, status)
+				}
+				var rotated, replayed int
+				var t2 tokenResponse
+				release(
+					func() {
+						rotated, t2 = tokenOf(c.node(trial), "grant_type=refresh_token&refresh_token="+t1.RefreshToken, "cli", "cli-secret")
+					},
+					func() {
+						replayed, _ = tokenOf(c.node(trial+1), "grant_type=refresh_token&refresh_token="+t0.RefreshToken, "cli", "cli-secret")
+					},
+				)
+				if replayed != 400 {
+					t.Fatalf("trial %d: the replay of a rotated token got %d, want 400", trial, replayed)
+				}
+				issued := []string{jtiUnverified(t, t0.AccessToken), jtiUnverified(t, t1.AccessToken)}
+				if rotated == 200 {
+					issued = append(issued, jtiUnverified(t, t2.AccessToken))
+					if s, _ := tokenOf(c.node(trial), "grant_type=refresh_token&refresh_token="+t2.RefreshToken, "cli", "cli-secret"); s != 400 {
+						t.Fatalf("trial %d: the rotation won the race, and its R2 still refreshes (%d): the family survived the reuse", trial, s)
+					}
+				}
+				outcomes[fmt.Sprintf("rotation %d", rotated)]++
+				c.waitDenied(t, fmt.Sprintf("trial %d", trial), issued...)
+			}
+			keys := make([]string, 0, len(outcomes))
+			for k := range outcomes {
+				keys = append(keys, fmt.Sprintf("%s: %d", k, outcomes[k]))
+			}
+			sort.Strings(keys)
+			t.Logf("%d trials: %s", trials, strings.Join(keys, ", "))
+		})
+	}
+}
+
+// TestConcurrentRefreshAcrossNodes sends one refresh token to every node many times at once:
+// without a grace window exactly one rotation wins and the racing reuse kills the family.
+func TestConcurrentRefreshAcrossNodes(t *testing.T) {
+	const racers = 16
+	for _, c := range clusters(t, clusterConfig(t)) {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			login := "grant_type=password&username=alice&password=" + url.QueryEscape(alicePassword) + "&scope=read+offline_access"
+			for round := range 10 {
+				_, tok := tokenOf(c.node(round), login, "cli", "cli-secret")
+				statuses := make([]int, racers)
+				fns := make([]func(), racers)
+				for i := range fns {
+					fns[i] = func() {
+						statuses[i], _ = tokenOf(c.node(i), "grant_type=refresh_token&refresh_token="+tok.RefreshToken, "cli", "cli-secret")
+					}
+				}
+				release(fns...)
+				wins := 0
+				for _, s := range statuses {
+					if s == 200 {
+						wins++
+					}
+				}
+				if wins > 1 {
+					t.Fatalf("round %d: %d racers rotated one token: the family forked", round, wins)
+				}
+			}
+		})
+	}
+}
+
+// TestRevocationReachesOtherNodes: an access token revoked on one node is refused by every
+// node at once (pushed, not polled), and every node signs with the same keys.
+func TestRevocationReachesOtherNodes(t *testing.T) {
+	for _, c := range clusters(t, clusterConfig(t)) {
+		if len(c.nodes) < 2 {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			a, b := c.nodes[0], c.nodes[1]
+			if string(a.Keys().JWKS()) != string(b.Keys().JWKS()) {
+				t.Fatal("the nodes publish different keys")
+			}
+			var lat []time.Duration
+			for range 50 {
+				status, tok := tokenOf(a, "grant_type=client_credentials", "svc", "s3cret")
+				if status != 200 {
+					t.Fatalf("token: %d", status)
+				}
+				jti := jtiOf(t, b, tok.AccessToken) // node B accepts node A's token
+				start := time.Now()
+				if w := serveForm(b, PathRevoke, "token="+url.QueryEscape(tok.AccessToken), "svc", "s3cret"); w.Code != 200 {
+					t.Fatalf("revoke on node B: %d %s", w.Code, w.Body)
+				}
+				for !a.Revoked(jti) {
+					if time.Since(start) > time.Second {
+						t.Fatal("node A did not learn of node B's revocation within a second")
+					}
+					time.Sleep(100 * time.Microsecond)
+				}
+				lat = append(lat, time.Since(start))
+			}
+			sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+			p99 := lat[len(lat)*99/100]
+			t.Logf("revocation on B seen on A: p50 %v, p99 %v, max %v (includes the revocation request)",
+				lat[len(lat)/2], p99, lat[len(lat)-1])
+			if p99 > 100*time.Millisecond {
+				t.Fatalf("p99 %v between two nodes, want under 100ms", p99)
+			}
+		})
 	}
 }
