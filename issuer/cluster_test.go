@@ -250,6 +250,9 @@ func TestRevocationReachesOtherNodes(t *testing.T) {
 				if w := serveForm(b, PathRevoke, "token="+url.QueryEscape(tok.AccessToken), "svc", "s3cret"); w.Code != 200 {
 					t.Fatalf("revoke on node B: %d %s", w.Code, w.Body)
 				}
+				if !b.Revoked(jti) {
+					t.Fatal("the revoking node itself still accepts the token once the revocation has answered")
+				}
 				for !a.Revoked(jti) {
 					if time.Since(start) > time.Second {
 						t.Fatal("node A did not learn of node B's revocation within a second")

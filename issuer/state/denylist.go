@@ -20,7 +20,9 @@ const (
 	topicDenied                            = "denied"                // "<jti> <expiry>"
 )
 
-// Deny puts the access token jti on the deny-list until exp, here and on every node.
+// Deny puts the access token jti on the deny-list until exp, here and on every node: the
+// record first, then this node's DenyList (the one Watch keeps), before Deny returns, and the
+// others through the store's message.
 func (s *State) Deny(ctx context.Context, jti string, exp time.Time) error {
 	ttl := time.Until(exp) + time.Second
 	if ttl <= time.Second || jti == "" {
@@ -29,6 +31,9 @@ func (s *State) Deny(ctx context.Context, jti string, exp time.Time) error {
 	e := strconv.FormatInt(exp.Unix(), 10)
 	if err := s.st.Put(ctx, bucketRevokedAccessTokens, jti, []byte(e), ttl); err != nil {
 		return err
+	}
+	if d := s.local.Load(); d != nil {
+		d.add(jti, exp.Unix())
 	}
 	// The record is what counts; a lost message is made up for by the next resync.
 	_ = s.st.Publish(ctx, topicDenied, []byte(jti+" "+e))
@@ -146,6 +151,7 @@ func (s *State) Load(ctx context.Context, d *DenyList) error {
 // failed: then the copy may be stale until the next one), lost why delivery stopped; both
 // may be nil.
 func (s *State) Watch(ctx context.Context, d *DenyList, resynced, lost func(error)) error {
+	s.local.Store(d)
 	return s.st.Subscribe(ctx, topicDenied, store.Subscriber{
 		Message: d.message,
 		Resync: func() {

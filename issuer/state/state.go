@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/tollgate-auth/tollgate/issuer/store"
@@ -17,8 +18,9 @@ import (
 // States (in one process or many) may share one store, and every guarantee documented on a
 // method holds between all of them, because each rests on one atomic store primitive.
 type State struct {
-	st   store.Store
-	opts Options
+	st    store.Store
+	opts  Options
+	local atomic.Pointer[DenyList] // this node's deny-list, once Watch keeps it
 }
 
 // Options are the lifetimes State needs to compute the TTLs of what it writes.
