@@ -43,6 +43,7 @@ type key struct {
 	private crypto.Signer
 	public  crypto.PublicKey
 	method  jwt.SigningMethod
+	headers map[string]string // typ → encoded JOSE header, for the types the issuer signs
 }
 
 // keySet is an immutable snapshot of the loaded keys; it is swapped atomically on reload.
@@ -192,7 +193,12 @@ func decode(kid string, raw []byte) (*key, error) {
 	if method == nil || !isSupported(rec.Alg) {
 		return nil, fmt.Errorf("keys: stored key %s has unsupported alg %q", kid, rec.Alg)
 	}
-	return &key{kid: kid, alg: rec.Alg, created: rec.Created, private: signer, public: signer.Public(), method: method}, nil
+	k := &key{kid: kid, alg: rec.Alg, created: rec.Created, private: signer, public: signer.Public(), method: method,
+		headers: map[string]string{}}
+	for _, typ := range []string{"at+jwt", "JWT"} {
+		k.headers[typ] = encodeHeader(k.alg, kid, typ)
+	}
+	return k, nil
 }
 
 func newPrivateKey(alg string) (crypto.Signer, error) {

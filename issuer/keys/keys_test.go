@@ -58,12 +58,22 @@ func TestAlgorithms(t *testing.T) {
 	for _, alg := range SupportedAlgorithms {
 		t.Run(alg, func(t *testing.T) {
 			m := openManager(t, alg)
-			raw, err := m.Sign(alg, "at+jwt", jwt.MapClaims{"sub": "x"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := jwt.Parse(raw, m.Keyfunc, jwt.WithValidMethods([]string{alg})); err != nil {
-				t.Fatal(err)
+			for _, typ := range []string{"at+jwt", "JWT", "logout+jwt"} { // pre-encoded headers, and another
+				raw, err := m.Sign(alg, typ, jwt.MapClaims{"sub": "x"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				tok, err := jwt.Parse(raw, m.Keyfunc, jwt.WithValidMethods([]string{alg}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				kid := kids(t, m)[0]
+				if len(tok.Header) != 3 || tok.Header["alg"] != alg || tok.Header["kid"] != kid || tok.Header["typ"] != typ {
+					t.Fatalf("header %v, want exactly alg %s, kid %s, typ %s", tok.Header, alg, kid, typ)
+				}
+				if sub, _ := tok.Claims.GetSubject(); sub != "x" {
+					t.Fatalf("claims %v", tok.Claims)
+				}
 			}
 		})
 	}
