@@ -2,10 +2,8 @@ package issuer
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -307,32 +305,6 @@ func TestIntrospectionAndRevocation(t *testing.T) {
 	}
 	if introspect("cli", "cli-secret", tok.RefreshToken)["active"] != false {
 		t.Fatal("revoked refresh token still active")
-	}
-}
-
-// BenchmarkRefreshRotation measures one refresh-token rotation through the whole token
-// endpoint on the bolt store: lookup, atomic rotation record, successor, family update,
-// ES256 access token.
-func BenchmarkRefreshRotation(b *testing.B) {
-	f := newFlowServer(b, lifecycleClients)
-	tok, err := f.oauthConfig("cli", "cli-secret", "", "read", "offline_access").PasswordCredentialsToken(context.Background(), "alice", alicePassword)
-	if err != nil {
-		b.Fatal(err)
-	}
-	rt := tok.RefreshToken
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("cli:cli-secret"))
-	b.ReportAllocs()
-	for b.Loop() {
-		r := httptest.NewRequest(http.MethodPost, f.url+PathToken, strings.NewReader("grant_type=refresh_token&refresh_token="+rt))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r.Header.Set("Authorization", auth)
-		w := httptest.NewRecorder()
-		f.ServeHTTP(w, r)
-		var resp tokenResponse
-		if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &resp) != nil {
-			b.Fatalf("%d %s", w.Code, w.Body)
-		}
-		rt = resp.RefreshToken
 	}
 }
 

@@ -199,3 +199,9 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkUpdateContention: 50 goroutines updating one record, one write transaction (and
+// fsync) each, run one at a time by bolt.
+func BenchmarkUpdateContention(b *testing.B) {
+	storetest.BenchmarkUpdateContention(b, open(b, Options{}))
+}

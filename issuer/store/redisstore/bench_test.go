@@ -63,3 +63,23 @@ func BenchmarkGet(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkUpdateContention: 50 goroutines updating one record, each update a GET and a
+// compare-and-swap script, retried when another writer got in between.
+func BenchmarkUpdateContention(b *testing.B) {
+	storetest.BenchmarkUpdateContention(b, open(b, redistest.Start(b).URL(), Options{}))
+}
+
+// BenchmarkUpdate is one uncontended Update: a GET and the compare-and-swap script.
+func BenchmarkUpdate(b *testing.B) {
+	s := open(b, redistest.Start(b).URL(), Options{})
+	ctx := context.Background()
+	for b.Loop() {
+		err := s.Update(ctx, "families", "f", func(cur []byte, _ bool) ([]byte, time.Duration, error) {
+			return append(cur[:0:0], "family record of about this size"...), time.Hour, nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -15,7 +15,7 @@ import (
 
 // scanPage is the COUNT hint of Scan's ZSCAN: about how many entries one page (one ZSCAN and
 // one MGET) reads.
-const scanPage = 1000
+const scanPage = 5000
 
 // Get returns the value of key, or store.ErrNotFound.
 func (s *Store) Get(ctx context.Context, b store.Bucket, key string) ([]byte, error) {

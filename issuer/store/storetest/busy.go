@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,5 +71,31 @@ func BenchmarkPutTake(b *testing.B, s store.Store) {
 		if _, err := s.Take(ctx, "codes", key); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkUpdateContention measures Update of one record by 50 goroutines at once (25 per
+// GOMAXPROCS on two cores), as racing refreshes of one family do: every op is one committed
+// read-modify-write, however many times a backend had to retry it.
+func BenchmarkUpdateContention(b *testing.B, s store.Store) {
+	ctx := context.Background()
+	key := "family-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+	b.SetParallelism(max(1, 50/runtime.GOMAXPROCS(0)))
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			err := s.Update(ctx, "families", key, func(cur []byte, _ bool) ([]byte, time.Duration, error) {
+				n, _ := strconv.ParseInt(string(cur), 10, 64)
+				return strconv.AppendInt(nil, n+1, 10), time.Hour, nil
+			})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	got, err := s.Get(ctx, "families", key)
+	if err != nil || string(got) != strconv.Itoa(b.N) {
+		b.Fatalf("after %d updates the record holds %q, %v", b.N, got, err)
 	}
 }
