@@ -6,7 +6,8 @@ import (
 	"testing"
 )
 
-// TestNoCaddyImports guards the layout: the issuer is a plain Go library (DESIGN.md).
+// TestNoCaddyImports guards the layout: the issuer is a plain Go library (docs/design.md,
+// "Packages and what each owns").
 func TestNoCaddyImports(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "./...").CombinedOutput()
 	if err != nil {

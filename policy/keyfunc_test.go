@@ -62,8 +62,8 @@ func TestJWKSKeySource(t *testing.T) {
 	}
 }
 
-// TestNoCaddyNoIssuer guards the dependency direction of DESIGN.md: policy imports neither Caddy
-// nor the issuer (only its leaf package accesstoken).
+// TestNoCaddyNoIssuer guards the dependency direction (docs/design.md, "Packages and what each
+// owns"): policy imports neither Caddy nor the issuer (only its leaf package accesstoken).
 func TestNoCaddyNoIssuer(t *testing.T) {
 	gobin, err := exec.LookPath("go")
 	if err != nil {

@@ -7,7 +7,8 @@
 //
 // # HTML contract
 //
-// Browser tests and password managers drive the pages by these names (DESIGN.md):
+// Browser tests and password managers drive the pages by these names (docs/design.md,
+// "Public names"):
 //   - sign-in: input[name=username], input[name=password], one submit button;
 //   - consent: button[name=decision][value=allow] and button[name=decision][value=deny];
 //   - sign-out: button[name=decision][value=logout] and button[name=decision][value=cancel];
