@@ -42,10 +42,6 @@ type Options struct {
 // New returns the State of st.
 func New(st store.Store, opts Options) *State { return &State{st: st, opts: opts} }
 
-// Store returns the underlying store, for the parts of the issuer that own a bucket of their
-// own (the signing keys).
-func (s *State) Store() store.Store { return s.st }
-
 // ErrCorrupt wraps a record that cannot be decoded. Callers treat it as a server error.
 var ErrCorrupt = errors.New("state: corrupt record")
 
