@@ -271,3 +271,40 @@ func TestRevocationReachesOtherNodes(t *testing.T) {
 		})
 	}
 }
+
+// TestRefreshRechecksClientScopes restarts the issuer with a scope taken away from a client:
+// its refresh tokens issued before no longer refresh that scope (RFC 6749 §6 lets a refresh
+// narrow, and the client's configuration of today bounds it).
+func TestRefreshRechecksClientScopes(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "restart.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	start := func(scopes ...string) *Server {
+		cfg := clusterConfig(t)
+		cfg.Clients[len(cfg.Clients)-1].Scopes = scopes
+		s, err := New(context.Background(), cfg, Deps{Store: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	before := start("read", "write", "offline_access")
+	login := "grant_type=password&username=alice&password=" + url.QueryEscape(alicePassword) + "&scope=read+write+offline_access"
+	status, tok := tokenOf(before, login, "cli", "cli-secret")
+	if status != 200 || tok.Scope != "read write offline_access" {
+		t.Fatalf("password grant: %d %+v", status, tok)
+	}
+	before.Close()
+	after := start("read", "offline_access") // write is gone
+	if w := recordToken(after, "grant_type=refresh_token&scope=write&refresh_token="+tok.RefreshToken, "cli", "cli-secret"); w.Code != 400 ||
+		!strings.Contains(w.Body.String(), "invalid_scope") {
+		t.Fatalf("refresh asking for a scope the client lost: %d %s", w.Code, w.Body)
+	}
+	status, next := tokenOf(after, "grant_type=refresh_token&refresh_token="+tok.RefreshToken, "cli", "cli-secret")
+	if status != 200 || next.Scope != "read offline_access" {
+		t.Fatalf("refresh after the client lost write: %d, scope %q; want read offline_access", status, next.Scope)
+	}
+}
