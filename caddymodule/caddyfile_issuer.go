@@ -64,6 +64,7 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	        consent required|skip
 //	        post_logout_redirect_uri <uri>...
 //	        resource_server               # may introspect tokens of every client
+//	        loopback_any_port             # a confidential client's loopback redirect URIs take any port
 //	    }
 //	}
 func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
@@ -286,7 +287,10 @@ func parseClient(d *caddyfile.Dispenser) (issuer.Client, error) {
 		case "name":
 			err = one(&c.Name)
 		case "secret":
-			err = one(&c.Secret)
+			if err = one(&c.Secret); err == nil && c.Secret == "" {
+				// A client is public only when it has no secret line at all.
+				return c, d.Errf("client %s: secret is empty; remove the secret line for a public client", c.ID)
+			}
 		case "consent":
 			err = one(&c.Consent)
 		case "redirect_uri", "redirect_uris":
@@ -304,6 +308,12 @@ func parseClient(d *caddyfile.Dispenser) (issuer.Client, error) {
 				return c, d.Errf("client %s: resource_server takes no value", c.ID)
 			}
 			c.ResourceServer = true
+			continue
+		case "loopback_any_port":
+			if len(args) != 0 {
+				return c, d.Errf("client %s: loopback_any_port takes no value", c.ID)
+			}
+			c.LoopbackAnyPort = true
 			continue
 		default:
 			return c, d.Errf("client %s: unknown sub-directive %q", c.ID, sub)

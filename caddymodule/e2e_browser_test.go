@@ -45,6 +45,7 @@ http://127.0.0.1:%[1]s {
 		client webapp {
 			secret webapp-secret
 			redirect_uri http://127.0.0.1/callback
+			loopback_any_port # the test's relying party listens on a free port
 			grants authorization_code refresh_token
 			scopes openid email read offline_access
 			audience https://api.test

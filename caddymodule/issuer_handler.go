@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"crypto/sha256"
+	"errors"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -43,11 +44,14 @@ func (IssuerHandler) CaddyModule() caddy.ModuleInfo {
 // Provision opens the store, starts the issuer (issuer.New checks the configuration) and
 // registers it with the tollgate app.
 func (h *IssuerHandler) Provision(ctx caddy.Context) error {
-	repl := caddy.NewReplacer()
 	cfg := h.Config
 	cfg.Clients = make([]issuer.Client, len(h.Clients))
 	for i, c := range h.Clients {
-		c.Secret = repl.ReplaceKnown(c.Secret, "")
+		secret, err := resolveSecret(c.Secret)
+		if err != nil {
+			return fmt.Errorf("oauth_issuer %s: client %q: secret: %w", h.Issuer, c.ID, err)
+		}
+		c.Secret = secret
 		cfg.Clients[i] = c
 	}
 	digest := sha256.Sum256([]byte(h.Issuer))
@@ -94,6 +98,25 @@ var (
 	_ caddy.CleanerUpper          = (*IssuerHandler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*IssuerHandler)(nil)
 )
+
+// resolveSecret replaces the placeholders of a configured secret, such as {env.SECRET}. A
+// secret fails closed: if a placeholder is set to nothing (an unset environment variable, say),
+// or the whole secret comes out empty, it is an error naming the placeholder, never an empty
+// secret — for a client, that would make it public. A secret that was never configured stays
+// empty. Unknown placeholders (braces that are part of a literal secret) stay as they are.
+func resolveSecret(configured string) (string, error) {
+	if configured == "" {
+		return "", nil
+	}
+	v, err := caddy.NewReplacer().ReplaceOrErr(configured, true, false)
+	if err != nil {
+		return "", fmt.Errorf("%w (set it, or remove the line)", err)
+	}
+	if v == "" {
+		return "", errors.New("resolves to nothing (set it, or remove the line)")
+	}
+	return v, nil
+}
 
 // clientIP is the client address Caddy resolved (honouring trusted_proxies), for throttling.
 func clientIP(r *http.Request) string {

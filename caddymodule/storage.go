@@ -93,12 +93,16 @@ const redisOpenTimeout = 10 * time.Second
 
 // openRedis opens (or reuses) the redis store of cfg for the issuer named defaultName.
 func openRedis(cfg *StorageConfig, defaultName string) (store.Store, string, error) {
-	url := ""
+	var url string
 	if cfg != nil {
-		url = caddy.NewReplacer().ReplaceKnown(cfg.URL, "")
+		// The URL may hold a password: an empty placeholder in it must not connect without one.
+		var err error
+		if url, err = resolveSecret(cfg.URL); err != nil {
+			return nil, "", fmt.Errorf("storage redis: url: %w", err)
+		}
 	}
 	if url == "" {
-		return nil, "", fmt.Errorf("storage redis: no URL (or its placeholders are empty)")
+		return nil, "", fmt.Errorf("storage redis: no URL")
 	}
 	redisLoggerOnce.Do(func() { redis.SetLogger(redisLogger{caddy.Log().Named("tollgate.redis")}) })
 	prefix := redisstore.DefaultKeyPrefix + ":" + defaultName

@@ -186,9 +186,9 @@ func parsePrompt(a *authRequest, q url.Values) *Error {
 }
 
 // matchRedirectURI finds the registered redirect URI a request names: an exact string match,
-// except that the port of a loopback IP redirect URI may differ (RFC 8252 §7.3). An omitted
-// redirect_uri is allowed only when exactly one is registered and the request is not OpenID
-// (which requires it).
+// except that for native apps (public clients, or those with loopback_any_port) the port of a
+// loopback IP redirect URI may differ (RFC 8252 §7.3). An omitted redirect_uri is allowed only
+// when exactly one is registered and the request is not OpenID (which requires it).
 func (c *client) matchRedirectURI(given string, openid bool) (string, bool) {
 	if given == "" {
 		if len(c.RedirectURIs) == 1 && !openid {
@@ -200,6 +200,9 @@ func (c *client) matchRedirectURI(given string, openid bool) (string, bool) {
 		if given == reg {
 			return given, true
 		}
+	}
+	if !c.public() && !c.LoopbackAnyPort {
+		return "", false
 	}
 	g, err := url.Parse(given)
 	if err != nil || g.Scheme != "http" || g.User != nil || g.Fragment != "" {

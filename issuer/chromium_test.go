@@ -91,7 +91,7 @@ func TestBrowserFlows(t *testing.T) {
 	ctx := browsertest.New(t)
 	f := newFlowServer(t, func(c *Config) {
 		c.Clients = append(c.Clients, Client{ID: "loopback-web", Secret: "lw-secret", Name: "Loopback Web",
-			RedirectURIs: []string{"http://127.0.0.1/cb"}, PostLogoutRedirectURIs: []string{},
+			RedirectURIs: []string{"http://127.0.0.1/cb"}, LoopbackAnyPort: true, PostLogoutRedirectURIs: []string{},
 			Scopes: []string{"openid", "profile", "email"}})
 	})
 	readResult := func(t *testing.T) string { return browsertest.Text(t, ctx, "#result") }

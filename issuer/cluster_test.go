@@ -3,6 +3,7 @@ package issuer
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"sort"
@@ -306,5 +307,52 @@ func TestRefreshRechecksClientScopes(t *testing.T) {
 	status, next := tokenOf(after, "grant_type=refresh_token&refresh_token="+tok.RefreshToken, "cli", "cli-secret")
 	if status != 200 || next.Scope != "read offline_access" {
 		t.Fatalf("refresh after the client lost write: %d, scope %q; want read offline_access", status, next.Scope)
+	}
+}
+
+// TestPublicClientRevokes: a public client names itself with client_id and revokes its own
+// refresh token, ending the family (RFC 7009 §2.1), as a browser app does at sign-out; it
+// cannot revoke another client's token, nor introspect.
+func TestPublicClientRevokes(t *testing.T) {
+	cfg := clusterConfig(t)
+	cfg.Clients = append(cfg.Clients, Client{ID: "pub", Grants: []string{"password", "refresh_token"},
+		Scopes: []string{"read", "offline_access"}})
+	s := newTestServer(t, cfg)
+	login := "grant_type=password&username=alice&password=" + url.QueryEscape(alicePassword) + "&scope=read+offline_access"
+	post := func(path, body string) (int, string) {
+		r := tokenRequestOf(body)
+		r.URL.Path = path
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	status, body := post(PathToken, login+"&client_id=pub")
+	var tok tokenResponse
+	if status != 200 || jsonDecode([]byte(body), &tok) != nil {
+		t.Fatalf("public password grant: %d %s", status, body)
+	}
+	_, other := tokenOf(s, login, "cli", "cli-secret")
+	for _, tc := range []struct {
+		name, path, body string
+		status           int
+		want             string
+	}{
+		{"another client's token", PathRevoke, "client_id=pub&token=" + other.RefreshToken, 400, "unauthorized_client"},
+		{"a public client with a secret", PathRevoke, "client_id=pub&client_secret=x&token=" + tok.RefreshToken, 401, "invalid_client"},
+		{"introspection", PathIntrospect, "client_id=pub&token=" + tok.RefreshToken, 401, "invalid_client"},
+		{"its own token", PathRevoke, "client_id=pub&token=" + tok.RefreshToken, 200, ""},
+	} {
+		if status, body := post(tc.path, tc.body); status != tc.status || !strings.Contains(body, tc.want) {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, status, body, tc.status, tc.want)
+		}
+	}
+	if status, _ := post(PathToken, "grant_type=refresh_token&client_id=pub&refresh_token="+tok.RefreshToken); status != 400 {
+		t.Fatalf("refresh after the public client revoked it: %d", status)
+	}
+	if !s.Revoked(jtiUnverified(t, tok.AccessToken)) {
+		t.Fatal("the family's access token is not denied after the revocation")
+	}
+	if status, _ := tokenOf(s, "grant_type=refresh_token&refresh_token="+other.RefreshToken, "cli", "cli-secret"); status != 200 {
+		t.Fatal("the failed revocation of another client's token revoked it")
 	}
 }

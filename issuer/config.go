@@ -124,8 +124,13 @@ type Client struct {
 	Name string `json:"name,omitempty"`
 	// Secret is the client secret; empty for a public client.
 	Secret string `json:"secret,omitempty"`
-	// RedirectURIs are matched exactly (RFC 9700 §4.1.3; loopback ports free per RFC 8252).
+	// RedirectURIs are matched exactly (RFC 9700 §4.1.3). For a public client (a native app),
+	// the port of a loopback IP redirect URI is free (RFC 8252 §7.3).
 	RedirectURIs []string `json:"redirect_uris,omitempty"`
+	// LoopbackAnyPort frees the port of loopback redirect URIs for a confidential client too
+	// (a native app that has a secret after all). Default off: a web app's loopback URI is
+	// matched exactly, port included.
+	LoopbackAnyPort bool `json:"loopback_any_port,omitempty"`
 	// Grants the client may use; see the Grant* constants. Default authorization_code.
 	Grants []string `json:"grants,omitempty"`
 	// Scopes the client may ask for.

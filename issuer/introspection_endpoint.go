@@ -28,7 +28,7 @@ type introspection struct {
 // client sees only its own tokens unless it is configured as a resource server; anything
 // unknown, expired, revoked or not the caller's is just {"active": false}.
 func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
-	c, tr, e := s.tokenAPIRequest(w, r)
+	c, tr, e := s.tokenAPIRequest(w, r, false)
 	if e != nil {
 		s.writeJSONError(w, r, e)
 		return
@@ -41,32 +41,25 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// authenticateAPIClient authenticates a confidential client for introspection and
-// revocation; public clients cannot authenticate, so they get invalid_client.
-func (s *Server) authenticateAPIClient(r *http.Request, f form) (*client, *Error) {
-	c, e := s.authenticateClient(r, f)
-	if e != nil {
-		return nil, e
-	}
-	if c.public() {
-		return nil, errInvalidClient(false)
-	}
-	return c, nil
-}
-
 // tokenAPIArgs are the parameters of an introspection or revocation request.
 type tokenAPIArgs struct{ token, hint string }
 
 // tokenAPIRequest reads an introspection or revocation request: the form, the authenticated
-// confidential client, and the token it asks about.
-func (s *Server) tokenAPIRequest(w http.ResponseWriter, r *http.Request) (*client, tokenAPIArgs, *Error) {
+// client, and the token it asks about. Introspection needs a confidential client (RFC 7662
+// §2.1: the endpoint requires authorization); revocation takes a public client too, which
+// identifies itself with its client_id (RFC 7009 §2.1), so a browser or native app can end its
+// own session.
+func (s *Server) tokenAPIRequest(w http.ResponseWriter, r *http.Request, publicOK bool) (*client, tokenAPIArgs, *Error) {
 	f, e := parsePostForm(w, r)
 	if e != nil {
 		return nil, tokenAPIArgs{}, e
 	}
-	c, e := s.authenticateAPIClient(r, f)
+	c, e := s.authenticateClient(r, f)
 	if e != nil {
 		return nil, tokenAPIArgs{}, e
+	}
+	if c.public() && !publicOK {
+		return nil, tokenAPIArgs{}, errInvalidClient(false)
 	}
 	if f["token"] == "" {
 		return nil, tokenAPIArgs{}, errInvalidRequest("token is required")

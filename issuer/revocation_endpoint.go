@@ -17,10 +17,11 @@ const PathRevoke = "/oauth2/revoke"
 
 // serveRevoke revokes a refresh token (its whole family and the access tokens it issued) or
 // an access token (its jti goes on the deny-list until it expires, which the edge honours at
-// once). A token the server does not know gets 200, as RFC 7009 §2.2 says; a token of another
-// client is refused.
+// once). Confidential clients authenticate; public ones name themselves with client_id (RFC
+// 7009 §2.1). A token the server does not know gets 200, as RFC 7009 §2.2 says; a token of
+// another client is refused.
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
-	c, tr, e := s.tokenAPIRequest(w, r)
+	c, tr, e := s.tokenAPIRequest(w, r, true)
 	if e == nil {
 		e = s.revoke(r.Context(), c, tr.token, tr.hint)
 	}

@@ -141,7 +141,14 @@ func (d *Directory) merge(fromFile map[string]*entry) *snapshot {
 		all[name] = e
 	}
 	maps.Copy(all, d.static)
-	return &snapshot{users: all, dummy: pickDummy(all)}
+	snap := &snapshot{users: all, dummy: pickDummy(all)}
+	if len(all) > 0 {
+		// Build the dummy hash now, not on the first unknown name: a first sign-in that took
+		// twice as long would tell that the name is unknown. (With no users at all every name
+		// is unknown, so there is nothing to tell.)
+		dummyFor(snap.dummy)
+	}
+	return snap
 }
 
 // Authenticate checks a name and password. It returns the user and true on success; on an

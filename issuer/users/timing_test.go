@@ -53,3 +53,26 @@ func median(d []time.Duration) time.Duration {
 	slices.Sort(s)
 	return s[len(s)/2]
 }
+
+// TestFirstUnknownUserTiming: the very first unknown name after a directory is built costs no
+// more than a wrong password: the dummy hash is made when the directory is, not then. (Cost 11
+// is used by no other test of this package, so no earlier test made its dummy.)
+func TestFirstUnknownUserTiming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("timing test; skipped with -short")
+	}
+	d, err := New([]Static{{Name: "alice", PasswordHash: bcryptOf(t, "right", 11)}}, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := timed(func() { d.Authenticate("nobody", "wrong") })
+	wrong := median([]time.Duration{
+		timed(func() { d.Authenticate("alice", "wrong") }),
+		timed(func() { d.Authenticate("alice", "wrong") }),
+		timed(func() { d.Authenticate("alice", "wrong") }),
+	})
+	t.Logf("first unknown user %v, wrong password %v", first, wrong)
+	if r := float64(first) / float64(wrong); r > 1.6 {
+		t.Fatalf("the first unknown user took %.2f times as long as a wrong password: an enumeration signal", r)
+	}
+}

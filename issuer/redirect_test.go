@@ -1,0 +1,39 @@
+package issuer
+
+import "testing"
+
+// TestLoopbackPortFreedom: the port of a loopback redirect URI is free for native apps only
+// (RFC 8252 §7.3): public clients, and confidential ones that opt in with loopback_any_port.
+// A confidential web app's loopback URI is matched exactly.
+func TestLoopbackPortFreedom(t *testing.T) {
+	reg := []string{"http://127.0.0.1/cb", "http://[::1]:8080/cb", "http://127.0.0.1:3000/app"}
+	clients := map[string]*client{
+		"public":       newClient(Client{ID: "native", RedirectURIs: reg}),
+		"confidential": newClient(Client{ID: "web", Secret: "s", RedirectURIs: reg}),
+		"opted in":     newClient(Client{ID: "cli", Secret: "s", RedirectURIs: reg, LoopbackAnyPort: true}),
+	}
+	tests := []struct {
+		given string
+		want  map[string]bool // by client kind
+	}{
+		{"http://127.0.0.1/cb", map[string]bool{"public": true, "confidential": true, "opted in": true}},
+		{"http://127.0.0.1:3000/app", map[string]bool{"public": true, "confidential": true, "opted in": true}},
+		{"http://127.0.0.1:51004/cb", map[string]bool{"public": true, "confidential": false, "opted in": true}},
+		{"http://[::1]:49152/cb", map[string]bool{"public": true, "confidential": false, "opted in": true}},
+		{"http://127.0.0.1:4000/app", map[string]bool{"public": true, "confidential": false, "opted in": true}},
+		{"http://localhost:51004/cb", map[string]bool{}},      // RFC 8252 §8.3: loopback IPs, not localhost
+		{"http://127.0.0.1:51004/cb/x", map[string]bool{}},    // the path must match
+		{"http://127.0.0.1:51004/cb?x=1", map[string]bool{}},  // so must the query
+		{"http://u@127.0.0.1:51004/cb", map[string]bool{}},    // no user info
+		{"https://127.0.0.1:51004/cb", map[string]bool{}},     // the scheme too
+		{"http://127.0.0.2:51004/cb", map[string]bool{}},      // another host
+		{"http://127.0.0.1:51004/cb#frag", map[string]bool{}}, // no fragment
+	}
+	for _, tc := range tests {
+		for kind, c := range clients {
+			if _, got := c.matchRedirectURI(tc.given, false); got != tc.want[kind] {
+				t.Errorf("%s client, %s: matched %v, want %v", kind, tc.given, got, tc.want[kind])
+			}
+		}
+	}
+}
