@@ -185,7 +185,18 @@ func quoteCaddyfile(s string) string {
 // returned channel yields the process's exit error once it has exited.
 func startBinary(t *testing.T, bin, dir, config string, env ...string) <-chan error {
 	t.Helper()
+	exited, _ := startBinaryStoppable(t, bin, dir, config, env...)
+	return exited
+}
+
+// startBinaryStoppable is startBinary that also returns a function stopping the process now
+// (an interrupt, as Ctrl-C; it waits until the process has exited).
+func startBinaryStoppable(t *testing.T, bin, dir, config string, env ...string) (<-chan error, func()) {
+	t.Helper()
 	logPath := filepath.Join(dir, "caddy.log")
+	if _, err := os.Stat(logPath); err == nil {
+		logPath = filepath.Join(dir, "caddy-output.log") // the config logs to caddy.log itself
+	}
 	logFile, err := os.Create(logPath)
 	if err != nil {
 		t.Fatal(err)
@@ -219,7 +230,7 @@ func startBinary(t *testing.T, bin, dir, config string, env ...string) <-chan er
 		exited <- err
 		close(done)
 	}()
-	t.Cleanup(func() {
+	stop := func() {
 		_ = cmd.Process.Signal(os.Interrupt)
 		select {
 		case <-done:
@@ -227,8 +238,9 @@ func startBinary(t *testing.T, bin, dir, config string, env ...string) <-chan er
 			_ = cmd.Process.Kill()
 			<-done
 		}
-	})
-	return exited
+	}
+	t.Cleanup(stop)
+	return exited, stop
 }
 
 type metadata struct {

@@ -71,10 +71,12 @@ func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 	return app.(*App).registerIssuer(h.server)
 }
 
-// ServeHTTP serves the issuer's own paths and passes every other request on.
+// ServeHTTP serves the issuer's own paths and passes every other request on. Codes and tokens
+// in a redirect are redacted from what Caddy's access log sees once the response has left.
 func (h *IssuerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if route := h.server.Route(r.URL.Path); route != nil {
 		route.ServeHTTP(w, r)
+		scrubLoggedHeaders(w)
 		return nil
 	}
 	return next.ServeHTTP(w, r)

@@ -14,6 +14,9 @@ import (
 // PathDeviceAuthorization is the device authorization endpoint (RFC 8628 §3.1).
 const PathDeviceAuthorization = "/oauth2/device_authorization"
 
+// deviceLinkParam is the query parameter of verification_uri_complete's one-time link.
+const deviceLinkParam = "link"
+
 // deviceAuthorizationResponse is RFC 8628 §3.2.
 type deviceAuthorizationResponse struct {
 	DeviceCode              string `json:"device_code"`
@@ -65,12 +68,18 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 	if err != nil {
 		return nil, errServer(err)
 	}
-	shown := displayUserCode(userCode)
+	// verification_uri_complete names a one-time link, not the user code itself: the URL is
+	// logged wherever it is opened (Caddy's access log among them), and a used link is worth
+	// nothing (RFC 8628 §3.3.1 allows "other information with the same function").
+	link := state.NewSecret()
+	if err := s.state.PutDeviceLink(ctx, link, userCode, ttl); err != nil {
+		return nil, errServer(err)
+	}
 	return &deviceAuthorizationResponse{
 		DeviceCode:              deviceCode,
-		UserCode:                shown,
+		UserCode:                displayUserCode(userCode),
 		VerificationURI:         s.endpoint(PathDevice),
-		VerificationURIComplete: s.endpoint(PathDevice) + "?user_code=" + url.QueryEscape(shown),
+		VerificationURIComplete: s.endpoint(PathDevice) + "?" + deviceLinkParam + "=" + url.QueryEscape(link),
 		ExpiresIn:               int64(ttl / time.Second),
 		Interval:                rec.Interval,
 	}, nil

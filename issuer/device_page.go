@@ -21,8 +21,8 @@ const (
 	msgDeviceExpired = "The code has expired or was already used. Start again on your device."
 )
 
-// serveDevice is the verification page. GET shows the form (prefilled from
-// verification_uri_complete's user_code); POST looks the code up and starts the sign-in and
+// serveDevice is the verification page. GET shows the form, prefilled once from
+// verification_uri_complete's one-time link (or from a user_code parameter); POST looks the code up and starts the sign-in and
 // consent steps, which come back here with ?request=<id> (GET) once the user has acted.
 func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 	ui.SetSecurityHeaders(w.Header())
@@ -38,7 +38,15 @@ func (s *Server) serveDevice(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		}
-		prefill := q.Get("user_code")
+		prefill := q.Get("user_code") // a URL some device built itself: it is logged, but works
+		if link := q.Get(deviceLinkParam); link != "" {
+			code, err := s.state.TakeDeviceLink(r.Context(), link)
+			if err != nil {
+				s.errorPage(w, r, errServer(err))
+				return
+			}
+			prefill = code // "" for a used or expired link: the person types the code
+		}
 		if code, ok := normalizeUserCode(prefill); ok {
 			prefill = displayUserCode(code)
 		} else if len(prefill) > 4*userCodeLength {

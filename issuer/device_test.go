@@ -200,7 +200,9 @@ func TestDeviceFlowWithOAuth2(t *testing.T) {
 				t.Fatalf("DeviceAuth: %v", err)
 			}
 			if !userCodeFormat.MatchString(da.UserCode) || da.Interval != 1 || da.VerificationURI != f.url+PathDevice ||
-				da.VerificationURIComplete != f.url+PathDevice+"?user_code="+da.UserCode ||
+				!strings.HasPrefix(da.VerificationURIComplete, f.url+PathDevice+"?link=") ||
+				strings.Contains(da.VerificationURIComplete, strings.ReplaceAll(da.UserCode, "-", "")) ||
+				strings.Contains(da.VerificationURIComplete, da.UserCode) ||
 				time.Until(da.Expiry) < 9*time.Minute || time.Until(da.Expiry) > 10*time.Minute {
 				t.Fatalf("device authorization response %+v", da)
 			}
@@ -213,11 +215,15 @@ func TestDeviceFlowWithOAuth2(t *testing.T) {
 				tok, err := cfg.DeviceAccessToken(ctx, da)
 				done <- result{tok, err}
 			}()
-			// The user opens verification_uri_complete: the code is already filled in.
+			// The user opens verification_uri_complete: the code is already filled in, once (the
+			// link is single use, so the URL in a log is worth nothing).
 			b := newBrowser(t)
 			_, page := b.get(da.VerificationURIComplete)
 			if !strings.Contains(page, `value="`+da.UserCode+`"`) {
 				t.Fatalf("the page is not prefilled with %s", da.UserCode)
+			}
+			if _, again := newBrowser(t).get(da.VerificationURIComplete); strings.Contains(again, da.UserCode) {
+				t.Fatal("a used verification_uri_complete link prefills the code again")
 			}
 			resp, body := f.verifyDevice(b, da.UserCode, "allow")
 			if resp.StatusCode != http.StatusOK || !strings.Contains(body, "You may return to your device.") {

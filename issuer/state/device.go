@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/tollgate-auth/tollgate/issuer/store"
@@ -148,4 +149,31 @@ func (s *State) Poll(ctx context.Context, deviceCode string, d *Device, now time
 		return p, retain, nil
 	})
 	return tooFast, interval, err
+}
+
+// bucketDeviceLinks holds the links of verification_uri_complete: Key(link) → the user code
+// sealed under the link, so the store holds no user code that works without the link.
+const bucketDeviceLinks store.Bucket = "device_links"
+
+// PutDeviceLink makes link (NewSecret) stand for userCode until ttl: opening
+// verification_uri_complete with it prefills the code once, without the code ever being in a
+// URL that a log could keep.
+func (s *State) PutDeviceLink(ctx context.Context, link, userCode string, ttl time.Duration) error {
+	return s.st.Put(ctx, bucketDeviceLinks, Key(link), seal(purposeDeviceLink, link, userCode), ttl)
+}
+
+// TakeDeviceLink returns the user code of link and forgets the link, or "" when it is unknown,
+// expired or used: a link prefills once.
+func (s *State) TakeDeviceLink(ctx context.Context, link string) (string, error) {
+	sealed, err := s.st.Take(ctx, bucketDeviceLinks, Key(link))
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	} else if err != nil {
+		return "", err
+	}
+	code, err := unseal(purposeDeviceLink, link, sealed)
+	if err != nil {
+		return "", fmt.Errorf("%w: device link", ErrCorrupt)
+	}
+	return code, nil
 }

@@ -14,6 +14,7 @@
 //	device_decisions         Key(device code)     Decision      one decision (Create)
 //	device_polls             Key(device code)     devicePoll    one poll at a time (Update)
 //	device_redeemed          Key(device code)     Redemption    one redemption (Create)
+//	device_links             Key(link)            sealed code   prefills once (Take)
 //	refresh_families         Key(family id)       Family        rotation, reuse, revocation (Update)
 //	revoked_before           Key(user[\0client])  Unix ns       latest mark wins (Update)
 //	revoked_access_tokens    jti                  expiry        pushed to every node (Publish)

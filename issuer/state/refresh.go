@@ -2,10 +2,6 @@ package state
 
 import (
 	"context"
-	"crypto/aes"
-	"crypto/cipher"
-	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"time"
 
@@ -189,13 +185,13 @@ func (s *State) Rotate(ctx context.Context, req RotateRequest) (*Rotated, error)
 		switch {
 		case sameKey(presented, f.Current):
 			successor := req.Token[:idLen] + NewSecret()
-			f.Prev = &Rotation{Key: presented, At: req.Now.UnixNano(), Sealed: seal(req.Token, successor)}
+			f.Prev = &Rotation{Key: presented, At: req.Now.UnixNano(), Sealed: seal(purposeSuccessor, req.Token, successor)}
 			f.Current = Key(successor[idLen:])
 			out.Token = successor
 		case s.withinGrace(f, presented, req.Now):
 			// The successor must still be the live token: once it was used in turn, a
 			// duplicate of its predecessor is reuse, however soon it comes.
-			successor, err := unseal(req.Token, f.Prev.Sealed)
+			successor, err := unseal(purposeSuccessor, req.Token, f.Prev.Sealed)
 			if err != nil || len(successor) != idLen+secretLen || !sameKey(Key(successor[idLen:]), f.Current) {
 				return s.reuse(f, &deny, &reused, req.Now)
 			}
@@ -351,29 +347,4 @@ func (s *State) revokedBefore(ctx context.Context, user, clientID string) (int64
 		}
 	}
 	return latest, nil
-}
-
-// seal encrypts successor with AES-256-GCM under a key derived from the rotated token.
-func seal(rotated, successor string) []byte {
-	aead := tokenAEAD(rotated)
-	nonce := make([]byte, aead.NonceSize())
-	_, _ = rand.Read(nonce)
-	return aead.Seal(nonce, nonce, []byte(successor), nil)
-}
-
-// unseal reverses seal; it fails for anyone without the rotated token.
-func unseal(rotated string, sealed []byte) (string, error) {
-	aead := tokenAEAD(rotated)
-	if len(sealed) < aead.NonceSize() {
-		return "", errors.New("sealed token too short")
-	}
-	plain, err := aead.Open(nil, sealed[:aead.NonceSize()], sealed[aead.NonceSize():], nil)
-	return string(plain), err
-}
-
-func tokenAEAD(token string) cipher.AEAD {
-	key := sha256.Sum256([]byte("tollgate refresh successor\x00" + token))
-	block, _ := aes.NewCipher(key[:])
-	aead, _ := cipher.NewGCM(block)
-	return aead
 }

@@ -1,0 +1,97 @@
+package caddymodule
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// Caddy's access log records the response headers as they are when the request is done, read
+// from the same header map the handler wrote. The issuer's redirects to a client carry the
+// authorization code, or with the implicit flow the tokens, in Location; so once the response
+// is on its way to the client (flushed through every handler above this one), the handler
+// redacts those values in the map, and the access log sees "REDACTED" where the client got the
+// code. docs/design.md, "Logs", has the whole picture.
+
+// secretParams are the parameters of a redirect that are never logged.
+var secretParams = []string{"code", "access_token", "id_token", "refresh_token", "user_code"}
+
+// scrubLoggedHeaders redacts the codes and tokens of a response's Location header once the
+// response has left, so that Caddy's access log does not hold them. It does nothing when a
+// handler above buffers the response (it would send the redacted header) or cannot flush it.
+func scrubLoggedHeaders(w http.ResponseWriter) {
+	loc := w.Header().Get("Location")
+	if loc == "" {
+		return
+	}
+	redacted, changed := redactURL(loc)
+	if !changed || buffered(w) {
+		return
+	}
+	if err := http.NewResponseController(w).Flush(); err != nil {
+		return
+	}
+	w.Header().Set("Location", redacted)
+}
+
+// buffered reports whether a handler between the server and w holds the response back, as
+// templates or intercept do: Flush then writes nothing yet, and a later change of a header
+// would reach the client.
+func buffered(w http.ResponseWriter) bool {
+	for w != nil {
+		if rr, ok := w.(caddyhttp.ResponseRecorder); ok && rr.Buffered() {
+			return true
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return false
+		}
+		w = u.Unwrap()
+	}
+	return false
+}
+
+// redactURL replaces the values of secretParams in the query and the fragment of a URL with
+// REDACTED; it reports whether there were any.
+func redactURL(raw string) (string, bool) {
+	base, frag, hasFrag := strings.Cut(raw, "#")
+	base, q, hasQuery := strings.Cut(base, "?")
+	changed := false
+	if hasQuery {
+		var c bool
+		q, c = redactParams(q)
+		changed = changed || c
+		base += "?" + q
+	}
+	if hasFrag {
+		var c bool
+		frag, c = redactParams(frag)
+		changed = changed || c
+		base += "#" + frag
+	}
+	return base, changed
+}
+
+// redactParams redacts the secret values of a form-encoded parameter list, keeping its order.
+func redactParams(s string) (string, bool) {
+	parts := strings.Split(s, "&")
+	changed := false
+	for i, p := range parts {
+		k, _, ok := strings.Cut(p, "=")
+		if !ok {
+			continue
+		}
+		name, err := url.QueryUnescape(k)
+		if err != nil {
+			name = k
+		}
+		for _, secret := range secretParams {
+			if name == secret {
+				parts[i], changed = k+"=REDACTED", true
+			}
+		}
+	}
+	return strings.Join(parts, "&"), changed
+}

@@ -1,0 +1,388 @@
+package caddymodule_test
+
+// The built Caddy with every log at DEBUG and access logs on both sites runs every grant; then
+// its logs are searched for every code, token, user code, secret and password the run used.
+
+import (
+	"context"
+	"fmt"
+	"html"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+)
+
+// logsCaddyfile: arguments are the issuer port, the API port, the directory, alice's hash.
+const logsCaddyfile = `{
+	admin off
+	persist_config off
+	auto_https off
+	storage file_system %[3]s/data
+	log {
+		output file %[3]s/caddy.log
+		level DEBUG
+	}
+}
+
+http://127.0.0.1:%[1]s {
+	bind 127.0.0.1
+	log {
+		output file %[3]s/issuer-access.log
+		level DEBUG
+	}
+	oauth_issuer {
+		issuer http://127.0.0.1:%[1]s
+		storage bolt %[3]s/tollgate.db
+		device_poll_interval 1s
+		user alice %[4]s
+		client web {
+			secret web-secret-value
+			redirect_uri https://app.test/cb
+			grants authorization_code refresh_token
+			scopes openid profile read offline_access
+			audience https://api.test
+		}
+		client spa {
+			redirect_uri http://127.0.0.1/cb
+			scopes openid read
+			audience https://api.test
+		}
+		client imp {
+			redirect_uri https://app.test/implicit
+			grants implicit
+			scopes openid read
+			audience https://api.test
+		}
+		client svc {
+			secret svc-secret-value
+			grants client_credentials
+			scopes read
+			audience https://api.test
+			resource_server
+		}
+		client cli {
+			secret cli-secret-value
+			grants password refresh_token
+			scopes read offline_access
+			audience https://api.test
+		}
+		client tv {
+			grants device_code refresh_token
+			scopes read offline_access
+			audience https://api.test
+		}
+	}
+}
+
+http://127.0.0.1:%[2]s {
+	bind 127.0.0.1
+	log {
+		output file %[3]s/api-access.log
+		level DEBUG
+	}
+	oauth_protect {
+		issuer http://127.0.0.1:%[1]s
+		audience https://api.test
+		scope read
+	}
+	respond "ok" 200
+}
+`
+
+// pageClient walks the issuer's pages as a person with a browser would, by the HTML contract.
+type pageClient struct {
+	t      *testing.T
+	issuer string
+	c      *http.Client
+}
+
+func newPageClient(t *testing.T, issuer string) *pageClient {
+	jar, _ := cookiejar.New(nil)
+	return &pageClient{t: t, issuer: issuer, c: &http.Client{Jar: jar, Timeout: 10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+var (
+	hiddenInput = regexp.MustCompile(`<input[^>]*type="hidden"[^>]*>`)
+	inputAttr   = regexp.MustCompile(`(name|value)="([^"]*)"`)
+)
+
+func (p *pageClient) do(method, u string, form url.Values) (*http.Response, string) {
+	p.t.Helper()
+	if strings.HasPrefix(u, "/") {
+		u = p.issuer + u
+	}
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, u, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := p.c.Do(req)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// fields reads the hidden inputs of a page.
+func fields(page string) url.Values {
+	out := url.Values{}
+	for _, in := range hiddenInput.FindAllString(page, -1) {
+		var name, value string
+		for _, m := range inputAttr.FindAllStringSubmatch(in, -1) {
+			if m[1] == "name" {
+				name = html.UnescapeString(m[2])
+			} else {
+				value = html.UnescapeString(m[2])
+			}
+		}
+		out.Set(name, value)
+	}
+	return out
+}
+
+// authorize follows an authorization request through sign-in and consent and returns the
+// Location of the redirect back to the client.
+func (p *pageClient) authorize(params url.Values) string {
+	p.t.Helper()
+	resp, body := p.follow(p.do("GET", "/oauth2/authorize?"+params.Encode(), nil))
+	if resp.StatusCode/100 != 3 {
+		p.t.Fatalf("authorization stopped at %d: %.300s", resp.StatusCode, body)
+	}
+	return resp.Header.Get("Location")
+}
+
+// follow answers the sign-in and consent pages as alice and follows the issuer's own
+// redirects, until a response that is not a redirect within the issuer.
+func (p *pageClient) follow(resp *http.Response, body string) (*http.Response, string) {
+	p.t.Helper()
+	for range 10 {
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode/100 != 3 || !strings.HasPrefix(loc, "/") {
+			return resp, body
+		}
+		next, page := p.do("GET", loc, nil)
+		switch {
+		case strings.HasPrefix(loc, "/oauth2/login"):
+			f := fields(page)
+			f.Set("username", "alice")
+			f.Set("password", "alice-password-value")
+			resp, body = p.do("POST", "/oauth2/login", f)
+		case strings.HasPrefix(loc, "/oauth2/consent"):
+			f := fields(page)
+			f.Set("decision", "allow")
+			resp, body = p.do("POST", "/oauth2/consent", f)
+		default:
+			resp, body = next, page
+		}
+	}
+	p.t.Fatal("too many redirects")
+	return nil, ""
+}
+
+// TestNoSecretsInCaddyLogs runs every grant against the built Caddy at DEBUG, with access logs
+// on, and then looks for every secret of the run in every log file.
+func TestNoSecretsInCaddyLogs(t *testing.T) {
+	bin := caddyBin(t)
+	dir := t.TempDir()
+	hash, err := bcrypt.GenerateFromPassword([]byte("alice-password-value"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ports := freePorts(t, 2)
+	issuer, api := "http://127.0.0.1:"+ports[0], "http://127.0.0.1:"+ports[1]
+	config := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(config, []byte(fmt.Sprintf(logsCaddyfile, ports[0], ports[1], dir, hash)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The Caddyfile logs to caddy.log; the process's own output goes next to it.
+	if err := os.WriteFile(filepath.Join(dir, "caddy.log"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exited, stop := startBinaryStoppable(t, bin, dir, config)
+	waitForMetadata(t, issuer, exited)
+	ctx := context.Background()
+	endpoint := oauth2.Endpoint{AuthURL: issuer + "/oauth2/authorize", TokenURL: issuer + "/oauth2/token",
+		DeviceAuthURL: issuer + "/oauth2/device_authorization", AuthStyle: oauth2.AuthStyleInHeader}
+	secrets := map[string]string{ // what → value
+		"alice's password": "alice-password-value",
+		"web's secret":     "web-secret-value",
+		"svc's secret":     "svc-secret-value",
+		"cli's secret":     "cli-secret-value",
+	}
+	var accessTokens []string
+	keep := func(what string, tok *oauth2.Token) {
+		secrets[what+" access token"] = tok.AccessToken
+		accessTokens = append(accessTokens, tok.AccessToken)
+		if tok.RefreshToken != "" {
+			secrets[what+" refresh token"] = tok.RefreshToken
+		}
+		if idt, _ := tok.Extra("id_token").(string); idt != "" {
+			secrets[what+" ID token"] = idt
+		}
+	}
+
+	// Authorization code (confidential) and refresh.
+	web := &oauth2.Config{ClientID: "web", ClientSecret: "web-secret-value", Endpoint: endpoint,
+		RedirectURL: "https://app.test/cb", Scopes: []string{"openid", "read", "offline_access"}}
+	pc := newPageClient(t, issuer)
+	loc, _ := url.Parse(pc.authorize(url.Values{"client_id": {"web"}, "redirect_uri": {"https://app.test/cb"},
+		"response_type": {"code"}, "scope": {"openid read offline_access"}, "state": {"s1"}, "nonce": {"n1"}}))
+	code := loc.Query().Get("code")
+	secrets["web's code"] = code
+	tok, err := web.Exchange(ctx, code)
+	if err != nil {
+		t.Fatalf("code exchange: %v", err)
+	}
+	keep("web", tok)
+	refreshed, err := web.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken}).Token()
+	if err != nil {
+		t.Fatalf("refresh: %v", err)
+	}
+	keep("web refreshed", refreshed)
+	if _, err := web.Exchange(ctx, code); err == nil { // a replay: refused, revokes, is logged
+		t.Fatal("a replayed code was accepted")
+	}
+
+	// Authorization code with PKCE (public client).
+	verifier := oauth2.GenerateVerifier()
+	secrets["spa's PKCE verifier"] = verifier
+	spa := &oauth2.Config{ClientID: "spa", Endpoint: endpoint, RedirectURL: "http://127.0.0.1:5000/cb", Scopes: []string{"openid", "read"}}
+	loc, _ = url.Parse(pc.authorize(url.Values{"client_id": {"spa"}, "redirect_uri": {"http://127.0.0.1:5000/cb"},
+		"response_type": {"code"}, "scope": {"openid read"}, "state": {"s2"}, "nonce": {"n2"},
+		"code_challenge": {oauth2.S256ChallengeFromVerifier(verifier)}, "code_challenge_method": {"S256"}}))
+	secrets["spa's code"] = loc.Query().Get("code")
+	tok, err = spa.Exchange(ctx, loc.Query().Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("PKCE exchange: %v", err)
+	}
+	keep("spa", tok)
+
+	// Implicit: the tokens come back in the fragment of a redirect.
+	loc, _ = url.Parse(pc.authorize(url.Values{"client_id": {"imp"}, "redirect_uri": {"https://app.test/implicit"},
+		"response_type": {"id_token token"}, "scope": {"openid read"}, "state": {"s3"}, "nonce": {"n3"}}))
+	frag, _ := url.ParseQuery(loc.Fragment)
+	if frag.Get("access_token") == "" || frag.Get("id_token") == "" {
+		t.Fatalf("implicit response %s", loc)
+	}
+	secrets["implicit access token"], secrets["implicit ID token"] = frag.Get("access_token"), frag.Get("id_token")
+	accessTokens = append(accessTokens, frag.Get("access_token"))
+
+	// Client credentials, introspection and revocation.
+	cc := clientcredentials.Config{ClientID: "svc", ClientSecret: "svc-secret-value", TokenURL: endpoint.TokenURL, Scopes: []string{"read"}}
+	tok, err = cc.Token(ctx)
+	if err != nil {
+		t.Fatalf("client credentials: %v", err)
+	}
+	keep("svc", tok)
+	for _, path := range []string{"/oauth2/introspect", "/oauth2/revoke"} {
+		req, _ := http.NewRequest("POST", issuer+path, strings.NewReader(url.Values{"token": {refreshed.AccessToken}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("svc", "svc-secret-value")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+
+	// Password grant, a wrong password too.
+	cli := &oauth2.Config{ClientID: "cli", ClientSecret: "cli-secret-value", Endpoint: endpoint, Scopes: []string{"read", "offline_access"}}
+	tok, err = cli.PasswordCredentialsToken(ctx, "alice", "alice-password-value")
+	if err != nil {
+		t.Fatalf("password grant: %v", err)
+	}
+	keep("cli", tok)
+	secrets["a wrong password"] = "wrong-password-guess"
+	_, _ = cli.PasswordCredentialsToken(ctx, "alice", "wrong-password-guess")
+
+	// Device authorization: the device polls, the person opens verification_uri_complete.
+	tv := &oauth2.Config{ClientID: "tv", Endpoint: endpoint, Scopes: []string{"read", "offline_access"}}
+	da, err := tv.DeviceAuth(ctx)
+	if err != nil {
+		t.Fatalf("device authorization: %v", err)
+	}
+	secrets["device code"], secrets["user code"] = da.DeviceCode, da.UserCode
+	secrets["user code without its dash"] = strings.ReplaceAll(da.UserCode, "-", "")
+	done := make(chan *oauth2.Token, 1)
+	go func() {
+		tok, err := tv.DeviceAccessToken(ctx, da)
+		if err != nil {
+			t.Errorf("device token: %v", err)
+		}
+		done <- tok
+	}()
+	dc := newPageClient(t, issuer)
+	_, page := dc.do("GET", da.VerificationURIComplete, nil)
+	f := fields(page)
+	f.Set("user_code", da.UserCode)
+	if resp, body := dc.follow(dc.do("POST", "/oauth2/device", f)); !strings.Contains(body, "You may return to your device") {
+		t.Fatalf("device verification ended at %d: %.300s", resp.StatusCode, body)
+	}
+	select {
+	case tok := <-done:
+		if tok != nil {
+			keep("tv", tok)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the device never got its token")
+	}
+
+	// The edge, with every access token (revoked ones included).
+	for _, at := range accessTokens {
+		req, _ := http.NewRequest("GET", api+"/v1/x", nil)
+		req.Header.Set("Authorization", "Bearer "+at)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}
+
+	// Stop Caddy so every log line is written, then search.
+	stop()
+	logs := map[string]string{}
+	for _, name := range []string{"caddy.log", "issuer-access.log", "api-access.log"} {
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil || len(raw) == 0 {
+			t.Fatalf("log %s: %v (%d bytes); the test must see logs to prove anything", name, err, len(raw))
+		}
+		logs[name] = string(raw)
+	}
+	if !strings.Contains(logs["issuer-access.log"], `"uri":"/oauth2/authorize`) ||
+		!strings.Contains(logs["issuer-access.log"], "REDACTED") {
+		t.Fatal("the issuer's access log does not show the authorization requests and redirects")
+	}
+	for what, secret := range secrets {
+		if secret == "" {
+			t.Errorf("%s: never got one", what)
+			continue
+		}
+		for name, text := range logs {
+			for _, form := range []string{secret, url.QueryEscape(secret)} {
+				if i := strings.Index(text, form); i >= 0 {
+					t.Errorf("%s is in %s: …%s…", what, name, text[max(0, i-120):min(len(text), i+40)])
+				}
+			}
+		}
+	}
+	lines := 0
+	for _, text := range logs {
+		lines += strings.Count(text, "\n")
+	}
+	t.Logf("searched %d log lines for %d secrets", lines, len(secrets))
+}
