@@ -3,6 +3,7 @@ package issuer
 import (
 	"net/http"
 	"sort"
+	"time"
 
 	"github.com/tollgate-auth/tollgate/issuer/ui"
 )
@@ -39,7 +40,9 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 		case ui.DecisionLogoutEverywhere:
 			if err = s.SignOutEverywhere(ctx, sess.User); err == nil {
 				_ = s.endSession(w, r)
-				ui.Message(w, ui.MessageData{Title: "Signed out everywhere", Message: "Every session and app access of yours has ended."})
+				ui.Message(w, ui.MessageData{Title: "Signed out everywhere",
+					Message: "You are signed out in every browser, and no app can renew its access any more. " +
+						"Access an app already holds ends within " + time.Duration(s.cfg.AccessTokenTTL).String() + "."})
 				return
 			}
 		default:

@@ -147,6 +147,16 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, p *state.Pendi
 	return true
 }
 
+// pendingFailed shows why a pending request could not be written back: it was answered or
+// expired meanwhile (a raced or replayed form), or the store failed.
+func (s *Server) pendingFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, state.ErrPendingGone) {
+		s.errorPage(w, r, errPendingGone)
+		return
+	}
+	s.errorPage(w, r, errServer(err))
+}
+
 // errPendingGone is the page for a request that expired or was answered already.
 var errPendingGone = &Error{Code: "invalid_request", Description: "This sign-in request has expired or was already used. Go back to the application and start again."}
 
@@ -218,7 +228,8 @@ func (s *Server) loadPending(w http.ResponseWriter, r *http.Request, id string) 
 	return p, c, true
 }
 
-// savePending writes back a pending request after the user acted on it.
+// savePending writes back a pending request after the user acted on it; it fails with
+// state.ErrPendingGone when the request was answered (or expired) meanwhile.
 func (s *Server) savePending(r *http.Request, id string, p *state.Pending) error {
-	return s.state.PutPending(r.Context(), id, p, pendingTTL)
+	return s.state.SavePending(r.Context(), id, p, time.Unix(p.Created, 0).Add(pendingTTL))
 }

@@ -118,3 +118,40 @@ func TestPendingRequestsAreBounded(t *testing.T) {
 		t.Fatalf("%d pending requests stored, want %d", n, perAddress+1)
 	}
 }
+
+// TestPendingAnsweredOnce races the last steps of one sign-in — the password form posted
+// twice, each followed on to the authorization endpoint — 40 times: one request is answered
+// with one code, never two.
+func TestPendingAnsweredOnce(t *testing.T) {
+	f := newFlowServer(t)
+	for round := range 40 {
+		b := newBrowserFrom(t, fmt.Sprintf("10.8.%d.1", round))
+		params := url.Values{"client_id": {"first"}, "redirect_uri": {"https://first.test/cb"}, "response_type": {"code"}, "scope": {"read"}}
+		resp, _ := b.get(f.url + PathAuthorize + "?" + params.Encode())
+		_, page := b.get(f.url + resp.Header.Get("Location"))
+		form := cloneWith(hiddenFields(page), "username", "alice", "password", alicePassword)
+		codes := make([]string, 2)
+		release(func() { codes[0] = f.signInAndFollow(b, form) }, func() { codes[1] = f.signInAndFollow(b, form) })
+		if codes[0] != "" && codes[1] != "" {
+			t.Fatalf("round %d: one authorization request was answered with two codes", round)
+		}
+	}
+}
+
+// signInAndFollow posts the sign-in form and follows the issuer's redirects; it returns the
+// code the client got, if any.
+func (f *flowServer) signInAndFollow(b *browser, form url.Values) string {
+	resp, _ := b.post(f.url+PathLogin, form)
+	for range 5 {
+		loc := resp.Header.Get("Location")
+		if resp.StatusCode/100 != 3 {
+			return ""
+		}
+		if !strings.HasPrefix(loc, "/") {
+			u, _ := url.Parse(loc)
+			return u.Query().Get("code")
+		}
+		resp, _ = b.get(f.url + loc)
+	}
+	return ""
+}

@@ -52,7 +52,7 @@ func (s *Server) authenticateClient(r *http.Request, f form) (*client, *Error) {
 		return c, nil
 	}
 	ctx, ip := r.Context(), s.clientIP(r)
-	allowed, err := s.clientAuthAllowed(ctx, id, ip)
+	allowed, err := s.clientAuthAllowed(ctx, c, ip)
 	if err != nil {
 		return nil, errServer(err)
 	}
@@ -62,7 +62,7 @@ func (s *Server) authenticateClient(r *http.Request, f form) (*client, *Error) {
 	}
 	if ok := check.checkSecret(secret); !ok || c == nil || !hasSecret || !allowed {
 		if allowed {
-			s.clientAuthFailed(ctx, id, ip)
+			s.clientAuthFailed(ctx, c, ip)
 		}
 		return nil, errInvalidClient(basic)
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/tollgate-auth/tollgate/internal/redistest"
+	"github.com/tollgate-auth/tollgate/issuer/state"
 	"github.com/tollgate-auth/tollgate/issuer/store"
 	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
 	"github.com/tollgate-auth/tollgate/issuer/store/redisstore"
@@ -354,5 +355,70 @@ func TestPublicClientRevokes(t *testing.T) {
 	}
 	if status, _ := tokenOf(s, "grant_type=refresh_token&refresh_token="+other.RefreshToken, "cli", "cli-secret"); status != 200 {
 		t.Fatal("the failed revocation of another client's token revoked it")
+	}
+}
+
+// TestWrongHintDoesNotHideAToken: RFC 7009 §2.1 — a wrong token_type_hint must not stop the
+// search: an access token revoked with hint refresh_token is revoked.
+func TestWrongHintDoesNotHideAToken(t *testing.T) {
+	s := newTestServer(t, clusterConfig(t))
+	_, tok := tokenOf(s, "grant_type=client_credentials", "svc", "s3cret")
+	if w := serveForm(s, PathRevoke, "token_type_hint=refresh_token&token="+tok.AccessToken, "svc", "s3cret"); w.Code != 200 {
+		t.Fatalf("revoke: %d %s", w.Code, w.Body)
+	}
+	if !s.Revoked(jtiUnverified(t, tok.AccessToken)) {
+		t.Fatal("an access token revoked with the hint refresh_token is still active")
+	}
+}
+
+// TestRevokedStaysRevokedInTheLeeway: a revoked token past its exp, but within the clock skew
+// verifiers allow, is still refused (it must not come back to life when its deny-list entry
+// would have expired).
+func TestRevokedStaysRevokedInTheLeeway(t *testing.T) {
+	cfg := clusterConfig(t)
+	cfg.AccessTokenTTL = Duration(2 * time.Second)
+	s := newTestServer(t, cfg)
+	_, tok := tokenOf(s, "grant_type=client_credentials", "svc", "s3cret")
+	if w := serveForm(s, PathRevoke, "token="+tok.AccessToken, "svc", "s3cret"); w.Code != 200 {
+		t.Fatalf("revoke: %d", w.Code)
+	}
+	time.Sleep(3 * time.Second) // past exp, within the 5 s leeway of verifyAccessToken
+	if w := serveForm(s, PathIntrospect, "token="+tok.AccessToken, "svc", "s3cret"); !strings.Contains(w.Body.String(), `"active":false`) {
+		t.Fatalf("a revoked token in the leeway introspects as %s", w.Body)
+	}
+}
+
+// TestReplayThroughAnotherClientRevokesNothing: a used code replayed by another client is
+// refused but revokes nothing: the code was bound to its client, and a stranger naming some
+// public client must not be able to end the victim's session with a leaked, used code.
+func TestReplayThroughAnotherClientRevokesNothing(t *testing.T) {
+	cfg := clusterConfig(t)
+	for _, id := range []string{"a", "b"} {
+		cfg.Clients = append(cfg.Clients, Client{ID: id, Secret: id + "-secret", RedirectURIs: []string{"https://app.test/cb"},
+			Grants: []string{"authorization_code", "refresh_token"}, Scopes: []string{"read", "offline_access"}})
+	}
+	s := newTestServer(t, cfg)
+	code := "a-code-of-client-a-that-is-long-enough-to-look-real"
+	err := s.state.PutCode(context.Background(), code, state.Code{ClientID: "a", RedirectURI: "https://app.test/cb",
+		Scopes: []string{"read", "offline_access"}, User: "alice", AuthTime: time.Now().Unix()}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redeem := "grant_type=authorization_code&redirect_uri=https%3A%2F%2Fapp.test%2Fcb&code=" + code
+	status, tok := tokenOf(s, redeem, "a", "a-secret")
+	if status != 200 {
+		t.Fatalf("redemption: %d", status)
+	}
+	if status, _ := tokenOf(s, redeem, "b", "b-secret"); status != 400 {
+		t.Fatalf("replay by another client: %d", status)
+	}
+	if s.Revoked(jtiUnverified(t, tok.AccessToken)) {
+		t.Fatal("a replay through another client revoked the victim's access token")
+	}
+	if status, _ := tokenOf(s, "grant_type=refresh_token&refresh_token="+tok.RefreshToken, "a", "a-secret"); status != 200 {
+		t.Fatal("a replay through another client revoked the victim's refresh family")
+	}
+	if status, _ := tokenOf(s, redeem, "a", "a-secret"); status != 400 || !s.Revoked(jtiUnverified(t, tok.AccessToken)) {
+		t.Fatal("a replay by the code's own client must revoke what it issued")
 	}
 }

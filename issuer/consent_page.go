@@ -59,14 +59,14 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		}
 		p.Consented = true
 		if err := s.savePending(r, id, p); err != nil {
-			s.errorPage(w, r, errServer(err))
+			s.pendingFailed(w, r, err)
 			return
 		}
 		http.Redirect(w, r, resume, http.StatusSeeOther)
 	case "deny":
 		p.Denied = true
 		if err := s.savePending(r, id, p); err != nil {
-			s.errorPage(w, r, errServer(err))
+			s.pendingFailed(w, r, err)
 			return
 		}
 		http.Redirect(w, r, resume, http.StatusSeeOther)

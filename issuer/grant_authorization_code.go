@@ -24,7 +24,7 @@ func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*toke
 	if err != nil {
 		return nil, errServer(err)
 	} else if rec == nil {
-		return nil, s.replayed(ctx, state.AuthorizationCode, code, "the code is invalid, expired or already used")
+		return nil, s.replayed(ctx, req.client, state.AuthorizationCode, code, "the code is invalid, expired or already used")
 	}
 	// Checks that do not burn the code: someone holding only the code cannot spend it.
 	if rec.ClientID != req.client.ID {

@@ -29,7 +29,7 @@ func (g deviceCode) handle(ctx context.Context, req *tokenRequest) (*tokenRespon
 		return nil, errServer(err)
 	}
 	if rec == nil {
-		return nil, s.replayed(ctx, state.DeviceCode, code, "the device code is invalid or expired")
+		return nil, s.replayed(ctx, req.client, state.DeviceCode, code, "the device code is invalid or expired")
 	}
 	// RFC 8628 §3.4: the device code is bound to the client that asked for it.
 	if rec.ClientID != req.client.ID {
@@ -60,7 +60,7 @@ func (g deviceCode) handle(ctx context.Context, req *tokenRequest) (*tokenRespon
 // one passes.
 func (s *Server) pollPending(ctx context.Context, code string, rec *state.Device, now time.Time) *Error {
 	minGap := func(interval int64) time.Duration { return time.Duration(interval) * time.Second * 4 / 5 }
-	tooFast, _, err := s.state.Poll(ctx, code, rec, now, slowDownStep, minGap, s.deviceRetention(rec, now))
+	tooFast, err := s.state.Poll(ctx, code, rec, now, slowDownStep, minGap, s.deviceRetention(rec, now))
 	switch {
 	case err != nil:
 		return errServer(err)

@@ -33,7 +33,7 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 		s.writeJSONError(w, r, e)
 		return
 	}
-	resp, err := s.introspect(r.Context(), c, tr.token, tr.hint)
+	resp, err := s.introspect(r.Context(), c, tr.token)
 	if err != nil {
 		s.writeJSONError(w, r, errServer(err))
 		return
@@ -41,8 +41,9 @@ func (s *Server) serveIntrospect(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// tokenAPIArgs are the parameters of an introspection or revocation request.
-type tokenAPIArgs struct{ token, hint string }
+// tokenAPIArgs are the parameters of an introspection or revocation request. token_type_hint
+// is not kept: tokens are told apart by their shape, so a wrong hint cannot hide one.
+type tokenAPIArgs struct{ token string }
 
 // tokenAPIRequest reads an introspection or revocation request: the form, the authenticated
 // client, and the token it asks about. Introspection needs a confidential client (RFC 7662
@@ -64,12 +65,12 @@ func (s *Server) tokenAPIRequest(w http.ResponseWriter, r *http.Request, publicO
 	if f["token"] == "" {
 		return nil, tokenAPIArgs{}, errInvalidRequest("token is required")
 	}
-	return c, tokenAPIArgs{token: f["token"], hint: f["token_type_hint"]}, nil
+	return c, tokenAPIArgs{token: f["token"]}, nil
 }
 
-func (s *Server) introspect(ctx context.Context, caller *client, token, hint string) (*introspection, error) {
+func (s *Server) introspect(ctx context.Context, caller *client, token string) (*introspection, error) {
 	inactive := &introspection{Active: false}
-	if hint != "refresh_token" && strings.Count(token, ".") == 2 {
+	if strings.Count(token, ".") == 2 {
 		claims, err := s.verifyAccessToken(token)
 		if err != nil {
 			return inactive, nil

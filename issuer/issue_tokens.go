@@ -61,7 +61,7 @@ func (s *Server) issueTokens(ctx context.Context, g grantOf, id tokenID, familyI
 // redemption, racing or later, revokes exactly what the first gets, whichever finishes first.
 func (s *Server) redeemOnce(ctx context.Context, kind state.Credential, secret string, ttl time.Duration, g grantOf) (*tokenResponse, *Error) {
 	id := s.newTokenID(time.Now())
-	red := state.Redemption{JTI: id.jti, ExpiresAt: id.exp.Unix()}
+	red := state.Redemption{ClientID: g.client.ID, JTI: id.jti, ExpiresAt: id.exp.Unix()}
 	var familyID string
 	if wantsRefreshToken(g.client, g.scopes) {
 		familyID, red.Family = state.NewFamilyKey()
@@ -77,10 +77,10 @@ func (s *Server) redeemOnce(ctx context.Context, kind state.Credential, secret s
 	return s.issueTokens(ctx, g, id, familyID)
 }
 
-// replayed answers a credential that is no longer there: if it was redeemed, what it issued
-// is revoked now (a late replay); either way the answer is invalid_grant with msg.
-func (s *Server) replayed(ctx context.Context, kind state.Credential, secret, msg string) *Error {
-	red, err := s.state.RevokeRedeemed(ctx, kind, secret)
+// replayed answers a credential that is no longer there: if c redeemed it, what it issued is
+// revoked now (a late replay); either way the answer is invalid_grant with msg.
+func (s *Server) replayed(ctx context.Context, c *client, kind state.Credential, secret, msg string) *Error {
+	red, err := s.state.RevokeRedeemed(ctx, kind, secret, c.ID)
 	if err != nil {
 		return errServer(err)
 	}

@@ -62,7 +62,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	}
 	p.SignedIn = true
 	if err := s.savePending(r, id, p); err != nil {
-		s.errorPage(w, r, errServer(err))
+		s.pendingFailed(w, r, err)
 		return
 	}
 	http.Redirect(w, r, s.resumeURL(p, id), http.StatusSeeOther)

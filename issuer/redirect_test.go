@@ -37,3 +37,19 @@ func TestLoopbackPortFreedom(t *testing.T) {
 		}
 	}
 }
+
+func TestThrottleAddress(t *testing.T) {
+	for in, want := range map[string]string{
+		"203.0.113.7":          "203.0.113.7",
+		"::ffff:203.0.113.7":   "203.0.113.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::1": "2001:db8:1:2::/64",
+		"fe80::1%eth0":         "fe80::/64",
+		"not an address":       "not an address",
+		"2001:db8:1:3:3:4:5:6": "2001:db8:1:3::/64",
+	} {
+		if got := throttleAddress(in); got != want {
+			t.Errorf("throttleAddress(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

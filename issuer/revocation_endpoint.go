@@ -23,7 +23,7 @@ const PathRevoke = "/oauth2/revoke"
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	c, tr, e := s.tokenAPIRequest(w, r, true)
 	if e == nil {
-		e = s.revoke(r.Context(), c, tr.token, tr.hint)
+		e = s.revoke(r.Context(), c, tr.token)
 	}
 	if e != nil {
 		s.writeJSONError(w, r, e)
@@ -33,8 +33,10 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 }
 
-func (s *Server) revoke(ctx context.Context, c *client, token, hint string) *Error {
-	if hint != "refresh_token" && strings.Count(token, ".") == 2 {
+// revoke finds the token by its shape, whatever token_type_hint says (RFC 7009 §2.1: a wrong
+// hint must not stop the search): access tokens are JWTs, refresh tokens have no dot.
+func (s *Server) revoke(ctx context.Context, c *client, token string) *Error {
+	if strings.Count(token, ".") == 2 {
 		return s.revokeJWT(ctx, c, token)
 	}
 	switch err := s.state.RevokeToken(ctx, token, c.ID); {

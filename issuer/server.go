@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -171,18 +172,36 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	http.NotFound(w, r)
 }
 
-// clientIP is the client's address, for throttling.
+// clientIP is the client's address as the throttles count it: an IPv4 address, or the /64
+// network of an IPv6 one (one host is commonly given a whole /64, so counting single IPv6
+// addresses would limit nothing).
 func (s *Server) clientIP(r *http.Request) string {
+	ip := ""
 	if s.ipOf != nil {
-		if ip := s.ipOf(r); ip != "" {
-			return ip
+		ip = s.ipOf(r)
+	}
+	if ip == "" {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			host = r.RemoteAddr
 		}
+		ip = host
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	return throttleAddress(ip)
+}
+
+// throttleAddress is the address a throttle counts for ip: itself for IPv4, its /64 for IPv6;
+// anything that is not an IP address is taken as it is.
+func throttleAddress(ip string) string {
+	a, err := netip.ParseAddr(ip)
 	if err != nil {
-		return r.RemoteAddr
+		return ip
 	}
-	return host
+	if a = a.Unmap(); a.Is4() {
+		return a.String()
+	}
+	p, _ := a.WithZone("").Prefix(64)
+	return p.String()
 }
 
 // endpoint returns the absolute URL of an endpoint path.

@@ -12,8 +12,8 @@ import (
 // Brute-force throttling (docs/design.md, "Throttles and bounds"). Every counter counts in a
 // fixed window of throttleWindow, and an attempt is counted before it is checked: a burst of
 // attempts cannot all see the count from before it, so at most the limit of them are ever
-// checked. Refusals look and take the same as wrong guesses, for known and unknown users
-// alike, so no endpoint is a password or user oracle.
+// checked. Known and unknown users get the same counters, answers and work, so no endpoint is
+// a user oracle; a refused attempt is not checked at all, so it is no password oracle either.
 const (
 	throttleWindow = 15 * time.Minute
 	// knownAddressTTL is how long an address a user signed in from keeps them clear of the
@@ -33,14 +33,22 @@ func window(now time.Time) state.Window { return state.Window{Length: throttleWi
 //
 //   - per address and user: past SignInFailuresPerUserAddress failures the address is refused
 //     for that user;
-//   - per address: past SignInFailuresPerAddress failures (any user) the address is refused;
+//   - per address: past SignInFailuresPerAddress failures (any user) the address is refused,
+//     except for users who signed in from it lately (so guesses for made-up names from a shared
+//     address — a NAT, or the server of an app using the password grant — lock nobody out);
 //   - per user, from every address: past SignInFailuresPerUser failures, addresses the user has
 //     not signed in from lately share one attempt per back-off interval, so a distributed
-//     guesser is slowed down while the user's own addresses are not locked out.
+//     guesser is slowed down while the user's own addresses are not.
 //
-// A right password takes its attempt back from the counters and remembers the address.
+// Every attempt is counted before it is checked. A right password takes its attempt back from
+// the counters and remembers the address. A refused attempt costs no password hash; its answer
+// is the same for known and unknown users.
 func (s *Server) signIn(ctx context.Context, name, password, ip string) (u *users.User, refused bool, err error) {
 	lim, w := s.cfg.Limits, window(time.Now())
+	known, err := s.state.KnownAddress(ctx, name, ip)
+	if err != nil {
+		return nil, false, err
+	}
 	counted := make([]string, 0, 3)
 	defer func() {
 		if u != nil { // a right password is no failure
@@ -50,18 +58,19 @@ func (s *Server) signIn(ctx context.Context, name, password, ip string) (u *user
 		}
 	}()
 	for _, c := range []struct {
-		name  string
-		limit int
+		name   string
+		limit  int
+		exempt bool
 	}{
-		{"sign-in:address:" + ip, lim.SignInFailuresPerAddress},
-		{"sign-in:user-address:" + name + "\x00" + ip, lim.SignInFailuresPerUserAddress},
+		{"sign-in:address:" + ip, lim.SignInFailuresPerAddress, known},
+		{"sign-in:user-address:" + name + "\x00" + ip, lim.SignInFailuresPerUserAddress, false},
 	} {
 		n, err := s.state.Count(ctx, c.name, 1, w)
 		if err != nil {
 			return nil, false, err
 		}
 		counted = append(counted, c.name)
-		if n > int64(c.limit) {
+		if n > int64(c.limit) && !c.exempt {
 			return nil, true, nil
 		}
 	}
@@ -71,8 +80,8 @@ func (s *Server) signIn(ctx context.Context, name, password, ip string) (u *user
 		return nil, false, err
 	}
 	counted = append(counted, perUser)
-	if over := n - int64(lim.SignInFailuresPerUser); over > 0 {
-		ok, err := s.backoffSlot(ctx, name, ip, over, int64(lim.SignInFailuresPerUser))
+	if over := n - int64(lim.SignInFailuresPerUser); over > 0 && !known {
+		ok, err := s.backoffSlot(ctx, name, over, int64(lim.SignInFailuresPerUser))
 		if err != nil || !ok {
 			return nil, !ok, err
 		}
@@ -87,28 +96,35 @@ func (s *Server) signIn(ctx context.Context, name, password, ip string) (u *user
 	return user, false, nil
 }
 
-// backoffSlot decides an attempt for a user past the per-user limit by over failures: an
-// address the user signed in from lately passes; any other needs the user's one slot of the
-// current back-off interval, which doubles every step failures, from backoffBase to backoffMax.
-func (s *Server) backoffSlot(ctx context.Context, name, ip string, over, step int64) (bool, error) {
-	known, err := s.state.KnownAddress(ctx, name, ip)
-	if err != nil || known {
-		return known, err
-	}
+// backoffSlot decides an attempt for a user past the per-user limit by over failures, from an
+// address the user has not signed in from lately: it needs the user's one slot of the current
+// back-off interval, which doubles every step failures, from backoffBase to backoffMax.
+func (s *Server) backoffSlot(ctx context.Context, name string, over, step int64) (bool, error) {
 	interval := min(backoffBase<<min((over-1)/step, 16), backoffMax)
 	slot := "sign-in:backoff:" + name + "\x00" + strconv.FormatInt(int64(interval), 10)
 	n, err := s.state.Count(ctx, slot, 1, state.Window{Length: interval, Now: time.Now()})
 	return n == 1, err
 }
 
-// clientAuthAllowed reports whether ip may still try to authenticate as client id: a read
-// only, because every token request asks.
-func (s *Server) clientAuthAllowed(ctx context.Context, id, ip string) (bool, error) {
-	n, err := s.state.Counted(ctx, "client-auth:"+id+"\x00"+ip, window(time.Now()))
+// clientAuthAllowed reports whether ip may still try to authenticate as client c (nil for an
+// unknown id): a read only, because every token request asks. Client secrets are high-entropy,
+// and a write per token request would cap issuance at the store's write rate; so requests in
+// flight when the limit is reached are still checked (docs/design.md, "Throttles and bounds").
+func (s *Server) clientAuthAllowed(ctx context.Context, c *client, ip string) (bool, error) {
+	n, err := s.state.Counted(ctx, clientAuthCounter(c, ip), window(time.Now()))
 	return n < int64(s.cfg.Limits.ClientAuthFailuresPerAddress), err
 }
 
-// clientAuthFailed counts a failed client authentication of ip as client id.
-func (s *Server) clientAuthFailed(ctx context.Context, id, ip string) {
-	_, _ = s.state.Count(ctx, "client-auth:"+id+"\x00"+ip, 1, window(time.Now()))
+// clientAuthFailed counts a failed client authentication of ip as client c (nil: unknown).
+func (s *Server) clientAuthFailed(ctx context.Context, c *client, ip string) {
+	_, _ = s.state.Count(ctx, clientAuthCounter(c, ip), 1, window(time.Now()))
+}
+
+// clientAuthCounter names the failure counter of ip for client c. Unknown client ids share one
+// counter per address, so made-up ids do not each leave a record.
+func clientAuthCounter(c *client, ip string) string {
+	if c == nil {
+		return "client-auth:unknown\x00" + ip
+	}
+	return "client-auth:" + c.ID + "\x00" + ip
 }

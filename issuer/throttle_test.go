@@ -218,3 +218,24 @@ func TestUnknownUsersLookAlike(t *testing.T) {
 		t.Fatalf("an unknown user takes %.2f times as long as a wrong password", r)
 	}
 }
+
+// TestSharedAddressDoesNotLockOutKnownUsers: the server of an app using the password grant (or
+// a NAT) is one address for all its users. Guesses for made-up names from it, past the
+// per-address limit, refuse the address for new sign-ins, but a user who signed in from it
+// before still signs in.
+func TestSharedAddressDoesNotLockOutKnownUsers(t *testing.T) {
+	f := newFlowServer(t, lifecycleClients)
+	const shared = "192.0.2.50"
+	if status, body := f.passwordFrom(t, shared, "alice", alicePassword); status != 200 {
+		t.Fatalf("first sign-in: %d %s", status, body)
+	}
+	for i := range f.cfg.Limits.SignInFailuresPerAddress + 10 {
+		f.passwordFrom(t, shared, fmt.Sprintf("nobody-%d", i), "guess")
+	}
+	if status, _ := f.passwordFrom(t, shared, "nobody-new", "guess"); status != 400 {
+		t.Fatalf("a new name from the address past its limit: %d", status)
+	}
+	if status, body := f.passwordFrom(t, shared, "alice", alicePassword); status != 200 {
+		t.Fatalf("alice from the address she used before, after a stranger's guesses from it: %d %s", status, body)
+	}
+}

@@ -73,6 +73,7 @@ func (c Credential) String() string {
 // Redemption is what one redemption of a single-use credential issued, chosen before anything
 // is minted, so that a replay can revoke it (RFC 6749 §4.1.2).
 type Redemption struct {
+	ClientID  string `json:"client_id"`
 	JTI       string `json:"jti"`
 	ExpiresAt int64  `json:"exp"`
 	Family    string `json:"family,omitempty"`
@@ -91,26 +92,29 @@ func (s *State) Redeem(ctx context.Context, kind Credential, secret string, r Re
 	if !errors.Is(err, store.ErrExists) {
 		return err
 	}
-	if _, err := s.RevokeRedeemed(ctx, kind, secret); err != nil {
+	if _, err := s.RevokeRedeemed(ctx, kind, secret, r.ClientID); err != nil {
 		return err
 	}
 	return ErrRedeemed
 }
 
-// RevokeRedeemed revokes what a redeemed credential issued, if it was redeemed: its access
-// token and its refresh family. It returns the redemption, or nil when there was none.
-func (s *State) RevokeRedeemed(ctx context.Context, kind Credential, secret string) (*Redemption, error) {
+// RevokeRedeemed revokes what a redeemed credential issued, if it was redeemed by clientID:
+// its access token and its refresh family. It returns the redemption, or nil when there was
+// none. The credential is bound to its client, so a replay through another client (a public
+// one anyone can name) revokes nothing.
+func (s *State) RevokeRedeemed(ctx context.Context, kind Credential, secret, clientID string) (*Redemption, error) {
 	r, err := get[Redemption](ctx, s.st, kind.bucket(), Key(secret))
-	if r == nil || err != nil {
+	if r == nil || err != nil || r.ClientID != clientID {
 		return nil, err
 	}
-	if err := s.Deny(ctx, r.JTI, time.Unix(r.ExpiresAt, 0)); err != nil {
-		return nil, err
-	}
+	// Both, whatever fails: the family must die even if the denial cannot be written.
+	var errs []error
 	if r.Family != "" {
-		if err := s.RevokeFamily(ctx, r.Family); err != nil {
-			return nil, err
-		}
+		errs = append(errs, s.RevokeFamily(ctx, r.Family))
+	}
+	errs = append(errs, s.Deny(ctx, r.JTI, time.Unix(r.ExpiresAt, 0)))
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	return r, nil
 }

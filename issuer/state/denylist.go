@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,14 +21,24 @@ const (
 	topicDenied                            = "denied"                // "<jti> <expiry>"
 )
 
-// Deny puts the access token jti on the deny-list until exp, here and on every node: the
-// record first, then this node's DenyList (the one Watch keeps), before Deny returns, and the
-// others through the store's message.
+// DenyMargin is how long past its expiry a revoked token stays on the deny-list: verifiers
+// allow a clock skew (the edge's leeway, at most this), and a revoked token must not pass in it.
+const DenyMargin = 5 * time.Minute
+
+// denyTimeout bounds one denial, which goes on when the request that caused it has ended: a
+// revocation that was decided must not be lost to a client closing its connection.
+const denyTimeout = 10 * time.Second
+
+// Deny puts the access token jti on the deny-list until exp (and DenyMargin more), here and on
+// every node: the record first, then this node's DenyList (the one Watch keeps), before Deny
+// returns, and the others through the store's message.
 func (s *State) Deny(ctx context.Context, jti string, exp time.Time) error {
-	ttl := time.Until(exp) + time.Second
-	if ttl <= time.Second || jti == "" {
-		return nil // already expired: nothing to deny
+	ttl := time.Until(exp.Add(DenyMargin))
+	if ttl <= 0 || jti == "" {
+		return nil // expired beyond any leeway: nothing to deny
 	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), denyTimeout)
+	defer cancel()
 	e := strconv.FormatInt(exp.Unix(), 10)
 	if err := s.st.Put(ctx, bucketRevokedAccessTokens, jti, []byte(e), ttl); err != nil {
 		return err
@@ -40,14 +51,13 @@ func (s *State) Deny(ctx context.Context, jti string, exp time.Time) error {
 	return nil
 }
 
-// denyAll denies every token of tokens.
+// denyAll denies every token of tokens; it tries them all, whatever fails.
 func (s *State) denyAll(ctx context.Context, tokens []IssuedAT) error {
+	var errs []error
 	for _, at := range tokens {
-		if err := s.Deny(ctx, at.JTI, time.Unix(at.Exp, 0)); err != nil {
-			return err
-		}
+		errs = append(errs, s.Deny(ctx, at.JTI, time.Unix(at.Exp, 0)))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // DenyList is a node's in-memory copy of the deny-list, which the edge consults on every
@@ -68,7 +78,7 @@ func NewDenyList() *DenyList {
 
 // Revoked reports whether the access token with this jti is revoked. It reads memory only.
 func (d *DenyList) Revoked(jti string) bool {
-	now := time.Now().Unix()
+	now := time.Now().Add(-DenyMargin).Unix()
 	if id, ok := compact(jti); ok {
 		d.mu.RLock()
 		exp, found := d.ids[id]
@@ -102,7 +112,7 @@ func (d *DenyList) addLocked(jti string, exp int64) {
 		d.others[jti] = exp
 	}
 	if d.added++; d.added >= pruneEvery && d.added >= d.lenLocked()/2 {
-		d.pruneLocked(time.Now().Unix())
+		d.pruneLocked(time.Now().Add(-DenyMargin).Unix())
 	}
 }
 

@@ -133,10 +133,9 @@ type devicePoll struct {
 // Poll records a token request with a device code at now and reports whether it came too
 // soon after the previous one: less than minGap(interval) after it, interval being the
 // current polling interval in seconds (d.Interval, grown by step on every poll that came too
-// soon, RFC 8628 §3.5). It returns the interval in force after this poll. One atomic step, so
-// of two racing polls at most one passes.
+// soon, RFC 8628 §3.5). One atomic step, so of two racing polls at most one passes.
 func (s *State) Poll(ctx context.Context, deviceCode string, d *Device, now time.Time, step int64,
-	minGap func(interval int64) time.Duration, retain time.Duration) (tooFast bool, interval int64, err error) {
+	minGap func(interval int64) time.Duration, retain time.Duration) (tooFast bool, err error) {
 	err = update(ctx, s.st, bucketDevicePolls, Key(deviceCode), func(p *devicePoll) (*devicePoll, time.Duration, error) {
 		if p == nil {
 			p = &devicePoll{Interval: d.Interval}
@@ -145,10 +144,10 @@ func (s *State) Poll(ctx context.Context, deviceCode string, d *Device, now time
 		if tooFast {
 			p.Interval += step
 		}
-		p.Last, interval = now, p.Interval
+		p.Last = now
 		return p, retain, nil
 	})
-	return tooFast, interval, err
+	return tooFast, err
 }
 
 // bucketDeviceLinks holds the links of verification_uri_complete: Key(link) → the user code

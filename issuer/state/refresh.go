@@ -2,7 +2,12 @@ package state
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/tollgate-auth/tollgate/issuer/store"
@@ -10,10 +15,13 @@ import (
 
 // Refresh tokens rotate on every use (RFC 9700 §4.14.2). A refresh token is
 // <family id><secret>: the id (NewID) names the family, the chain of rotations that started
-// with one grant, and the secret (NewSecret) is what proves the token. The store keeps one
-// record per family, under Key(id), holding Key(secret) of the one live token: so a rotation,
-// a reuse detection, a revocation and the record of the access tokens the family issued are
-// each one Update of that one record, atomic on every backend and across every node.
+// with one grant, and the secret is 16 random bytes and a 16-byte HMAC of them and the id
+// under the family's own key, so that only the issuer can make a secret of the family. The
+// store keeps one record per family, under Key(id), holding Key(secret) of the one live
+// token: so a rotation, a reuse detection, a revocation and the record of the access tokens
+// the family issued are each one Update of that one record, atomic on every backend and across
+// every node. A secret the family never had (its HMAC fails) is simply invalid: knowing a
+// family's id is not enough to revoke it.
 const (
 	bucketFamilies      store.Bucket = "refresh_families" // Key(family id) → Family
 	bucketRevokedBefore store.Bucket = "revoked_before"   // Key(user[\x00client]) → Unix ns
@@ -38,6 +46,8 @@ type Family struct {
 	IdleUntil int64 `json:"idle_until_ns"`
 	// Revoked is set for good by a reuse, a revocation or a replayed code.
 	Revoked bool `json:"revoked,omitempty"`
+	// MAC is the family's key for the HMAC of its secrets.
+	MAC []byte `json:"mac,omitempty"`
 	// Current is Key(secret) of the live refresh token.
 	Current string `json:"current,omitempty"`
 	// Prev is the last rotation, for the reuse grace window.
@@ -76,8 +86,18 @@ func (f *Family) End() time.Time {
 	return end
 }
 
-// ttl is how long the family's record is kept: until the family would end anyway.
-func (f *Family) ttl(now time.Time) time.Duration { return f.End().Sub(now) }
+// ttl is how long the family's record is kept: until the family would end anyway, and at
+// least as long as the access tokens it issued may be used, so that a late revocation still
+// finds them to deny.
+func (f *Family) ttl(now time.Time) time.Duration {
+	end := f.End()
+	for _, at := range f.Tokens {
+		if t := time.Unix(at.Exp, 0).Add(DenyMargin); t.After(end) {
+			end = t
+		}
+	}
+	return end.Sub(now)
+}
 
 // Errors of the refresh operations.
 var (
@@ -90,12 +110,41 @@ var (
 	ErrReused = errors.New("state: refresh token reused; family revoked")
 )
 
-// splitToken parses a refresh token into the store key of its family and its secret.
-func splitToken(token string) (familyKey, secret string, ok bool) {
+// splitToken parses a refresh token into its family id and its secret.
+func splitToken(token string) (id, secret string, ok bool) {
 	if len(token) != idLen+secretLen || !isBase64URL(token) {
 		return "", "", false
 	}
-	return Key(token[:idLen]), token[idLen:], true
+	return token[:idLen], token[idLen:], true
+}
+
+// newFamilySecret makes a secret of family id under its key mac: 16 random bytes and the
+// first 16 bytes of HMAC-SHA256(mac, id || random), base64url (43 characters).
+func newFamilySecret(id string, mac []byte) string {
+	var b [32]byte
+	_, _ = rand.Read(b[:16])
+	copy(b[16:], familyTag(id, mac, b[:16]))
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// familySecret reports whether secret is one the family with id and key mac made: a secret
+// that was once its live token, or is now.
+func familySecret(id, secret string, mac []byte) bool {
+	var b [32]byte
+	if len(mac) == 0 || len(secret) != secretLen {
+		return false
+	}
+	if n, err := strict.Decode(b[:], []byte(secret)); err != nil || n != 32 {
+		return false
+	}
+	return hmac.Equal(b[16:], familyTag(id, mac, b[:16]))
+}
+
+func familyTag(id string, mac, random []byte) []byte {
+	h := hmac.New(sha256.New, mac)
+	h.Write([]byte(id))
+	h.Write(random)
+	return h.Sum(nil)[:16]
 }
 
 // NewFamilyKey returns a new family id and its store key; a Redemption names the family by
@@ -109,7 +158,9 @@ func NewFamilyKey() (id, key string) {
 // token. f.Current and f.IdleUntil are set here. A family revoked before it started (its code
 // was replayed meanwhile) cannot start: ErrInvalidToken.
 func (s *State) StartFamily(ctx context.Context, id string, f Family, now time.Time) (string, error) {
-	secret := NewSecret()
+	f.MAC = make([]byte, 32)
+	_, _ = rand.Read(f.MAC)
+	secret := newFamilySecret(id, f.MAC)
 	f.Current = Key(secret)
 	f.IdleUntil = now.Add(s.opts.FamilyIdle).UnixNano()
 	ttl := f.ttl(now)
@@ -144,7 +195,6 @@ type Rotated struct {
 	Token  string   // the refresh token to hand out
 	Family Family   // the family after the rotation
 	Scopes []string // what Scopes picked
-	Retry  bool     // a duplicate within the grace window, given the same successor again
 }
 
 // Rotate uses a refresh token, in one atomic step of its family's record: the live token is
@@ -154,16 +204,24 @@ type Rotated struct {
 // step and every access token it issued goes on the deny-list (ErrReused). Racing uses of one
 // token, from any node, therefore give one rotation; the others are retries or reuse.
 func (s *State) Rotate(ctx context.Context, req RotateRequest) (*Rotated, error) {
-	key, secret, ok := splitToken(req.Token)
+	id, secret, ok := splitToken(req.Token)
 	if !ok {
 		return nil, ErrInvalidToken
 	}
-	// Marks of consent withdrawal and "sign out everywhere" live in records of their own;
-	// read them first (the family's user never changes).
+	key := Key(id)
+	// The family's user, client and key never change: read them first, to check the secret
+	// and the marks of consent withdrawal and "sign out everywhere" (records of their own).
 	f, err := get[Family](ctx, s.st, bucketFamilies, key)
-	if err != nil {
+	switch {
+	case err != nil:
 		return nil, err
-	} else if f == nil {
+	case f == nil || !familySecret(id, secret, f.MAC):
+		return nil, ErrInvalidToken
+	case f.Revoked:
+		// Deny what it issued again: the revocation may not have got that far.
+		if err := s.denyAll(ctx, f.Tokens); err != nil {
+			return nil, err
+		}
 		return nil, ErrInvalidToken
 	}
 	before, err := s.revokedBefore(ctx, f.User, f.ClientID)
@@ -184,7 +242,7 @@ func (s *State) Rotate(ctx context.Context, req RotateRequest) (*Rotated, error)
 		}
 		switch {
 		case sameKey(presented, f.Current):
-			successor := req.Token[:idLen] + NewSecret()
+			successor := id + newFamilySecret(id, f.MAC)
 			f.Prev = &Rotation{Key: presented, At: req.Now.UnixNano(), Sealed: seal(purposeSuccessor, req.Token, successor)}
 			f.Current = Key(successor[idLen:])
 			out.Token = successor
@@ -195,7 +253,7 @@ func (s *State) Rotate(ctx context.Context, req RotateRequest) (*Rotated, error)
 			if err != nil || len(successor) != idLen+secretLen || !sameKey(Key(successor[idLen:]), f.Current) {
 				return s.reuse(f, &deny, &reused, req.Now)
 			}
-			out.Token, out.Retry = successor, true
+			out.Token = successor
 		default:
 			return s.reuse(f, &deny, &reused, req.Now)
 		}
@@ -212,11 +270,17 @@ func (s *State) Rotate(ctx context.Context, req RotateRequest) (*Rotated, error)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.denyAll(ctx, deny); err != nil {
-		return nil, err
-	}
 	if reused {
+		if err := s.denyAll(ctx, deny); err != nil {
+			return nil, err
+		}
 		return nil, ErrReused
+	}
+	// Superseded tokens leave the record only once they are denied. Should a denial fail, the
+	// rotation stands (its successor must reach the client), and the tokens stay on record: the
+	// next rotation, or the family's revocation, denies them.
+	if len(deny) > 0 && s.denyAll(ctx, deny) == nil {
+		_ = s.forget(ctx, key, deny)
 	}
 	return &out, nil
 }
@@ -235,7 +299,8 @@ func (s *State) reuse(f *Family, deny *[]IssuedAT, reused *bool, now time.Time) 
 }
 
 // record adds at to the live tokens of a family and drops those expired by now; of more than
-// MaxLiveTokens, the oldest are superseded and returned for the deny-list.
+// MaxLiveTokens, the oldest are superseded: returned for the deny-list, and kept on record
+// until forget drops them after their denial.
 func record(tokens []IssuedAT, at IssuedAT, now time.Time) (kept, superseded []IssuedAT) {
 	t := now.Unix()
 	kept = make([]IssuedAT, 0, len(tokens)+1)
@@ -246,9 +311,26 @@ func record(tokens []IssuedAT, at IssuedAT, now time.Time) (kept, superseded []I
 	}
 	kept = append(kept, at)
 	if n := len(kept) - MaxLiveTokens; n > 0 {
-		superseded, kept = kept[:n:n], kept[n:]
+		superseded = slices.Clone(kept[:n])
 	}
 	return kept, superseded
+}
+
+// forget drops denied tokens from a family's record.
+func (s *State) forget(ctx context.Context, key string, denied []IssuedAT) error {
+	return update(ctx, s.st, bucketFamilies, key, func(f *Family) (*Family, time.Duration, error) {
+		if f == nil {
+			return nil, 0, store.ErrKeep
+		}
+		kept := slices.DeleteFunc(slices.Clone(f.Tokens), func(at IssuedAT) bool {
+			return slices.ContainsFunc(denied, func(d IssuedAT) bool { return d.JTI == at.JTI })
+		})
+		if len(kept) == len(f.Tokens) {
+			return nil, 0, store.ErrKeep
+		}
+		f.Tokens = kept
+		return f, max(f.ttl(time.Now()), time.Second), nil
+	})
 }
 
 // RevokeFamily revokes a family by its key (from a Redemption) and puts every access token it
@@ -257,6 +339,7 @@ func record(tokens []IssuedAT, at IssuedAT, now time.Time) (kept, superseded []I
 func (s *State) RevokeFamily(ctx context.Context, key string) error {
 	var deny []IssuedAT
 	err := update(ctx, s.st, bucketFamilies, key, func(f *Family) (*Family, time.Duration, error) {
+		deny = nil
 		if f == nil {
 			return &Family{Revoked: true}, s.opts.Tombstone, nil
 		}
@@ -276,12 +359,15 @@ func (s *State) RevokeFamily(ctx context.Context, key string) error {
 // FamilyOf returns the family of a refresh token and whether the token is its live one, or
 // nil when the token is malformed or its family unknown.
 func (s *State) FamilyOf(ctx context.Context, token string) (f *Family, live bool, err error) {
-	key, secret, ok := splitToken(token)
+	id, secret, ok := splitToken(token)
 	if !ok {
 		return nil, false, nil
 	}
-	if f, err = get[Family](ctx, s.st, bucketFamilies, key); f == nil || err != nil {
+	if f, err = get[Family](ctx, s.st, bucketFamilies, Key(id)); f == nil || err != nil {
 		return nil, false, err
+	}
+	if !familySecret(id, secret, f.MAC) {
+		return nil, false, nil
 	}
 	now := time.Now()
 	live = f.live(now) && sameKey(Key(secret), f.Current)
@@ -297,15 +383,20 @@ func (s *State) FamilyOf(ctx context.Context, token string) (f *Family, live boo
 
 // RevokeToken revokes the family of a refresh token presented by clientID (RFC 7009): any
 // token of the family, live or rotated, revokes all of it. It returns ErrOtherClient for
-// another client's token and nil, doing nothing, for a token it does not know.
+// another client's token and nil, doing nothing, for a token it does not know (a secret the
+// family never made among them).
 func (s *State) RevokeToken(ctx context.Context, token, clientID string) error {
-	key, _, ok := splitToken(token)
+	id, secret, ok := splitToken(token)
 	if !ok {
 		return nil
 	}
+	key := Key(id)
 	f, err := get[Family](ctx, s.st, bucketFamilies, key)
 	if f == nil || err != nil {
 		return err
+	}
+	if !familySecret(id, secret, f.MAC) {
+		return nil
 	}
 	if f.ClientID != clientID {
 		return ErrOtherClient

@@ -100,10 +100,24 @@ type Pending struct {
 	DeviceCode DeviceKey `json:"device_code,omitempty"`
 }
 
-// PutPending stores a pending request under id (new, or after the user acted on it) for ttl.
-// The id is not a secret on its own: a pending request is bound to one browser.
+// PutPending stores a new pending request under id for ttl. The id is not a secret on its
+// own: a pending request is bound to one browser.
 func (s *State) PutPending(ctx context.Context, id string, p *Pending, ttl time.Duration) error {
-	return put(ctx, s.st, bucketPending, id, p, ttl)
+	return create(ctx, s.st, bucketPending, id, p, ttl)
+}
+
+// SavePending writes back a pending request after the user acted on it, in one atomic step
+// and only while it is still pending (ErrPendingGone once it was answered or has expired), and
+// keeps its expiry: a request is answered once, and lives no longer than it was given.
+func (s *State) SavePending(ctx context.Context, id string, p *Pending, expires time.Time) error {
+	err := update(ctx, s.st, bucketPending, id, func(cur *Pending) (*Pending, time.Duration, error) {
+		ttl := time.Until(expires)
+		if cur == nil || ttl <= 0 {
+			return nil, 0, ErrPendingGone
+		}
+		return p, ttl, nil
+	})
+	return err
 }
 
 // Pending returns the pending request id, or nil when it has expired or was completed.

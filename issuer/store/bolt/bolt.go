@@ -246,7 +246,8 @@ func (s *Store) Incr(ctx context.Context, b store.Bucket, key string, by int64, 
 }
 
 // Scan calls fn with every unexpired entry of bucket b, in key order, inside one read-only
-// transaction (which does not hold up writers).
+// transaction. Writers go on meanwhile, except one that must grow the file, which waits for
+// the scan to end.
 func (s *Store) Scan(ctx context.Context, b store.Bucket, fn func(key string, value []byte) error) error {
 	if err := checkBucket("scan", b); err != nil {
 		return err

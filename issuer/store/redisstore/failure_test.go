@@ -252,3 +252,38 @@ func TestRedisSubscriptionSurvivesOutage(t *testing.T) {
 		})
 	}
 }
+
+// TestRedisSlowResyncKeepsSubscription: a resync that takes longer than the health checks (a
+// large deny-list) does not make the subscription look dead, and messages keep arriving while
+// it runs.
+func TestRedisSlowResyncKeepsSubscription(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	pub, sub := open(t, srv.URL(), Options{}), open(t, srv.URL(), Options{})
+	var mu sync.Mutex
+	var resyncs, losts, messages int
+	err := sub.Subscribe(t.Context(), "slow", store.Subscriber{
+		Message: func([]byte) { mu.Lock(); messages++; mu.Unlock() },
+		Resync: func() {
+			mu.Lock()
+			resyncs++
+			mu.Unlock()
+			time.Sleep(5 * pubsubCheck)
+		},
+		Lost: func(error) { mu.Lock(); losts++; mu.Unlock() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(8 * pubsubCheck)
+	for time.Now().Before(deadline) {
+		_ = pub.Publish(t.Context(), "slow", []byte("m"))
+		time.Sleep(200 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if resyncs != 1 || losts != 0 || messages == 0 {
+		t.Fatalf("over %v with a resync of %v: %d resyncs, %d losts, %d messages; want 1, 0 and some",
+			8*pubsubCheck, 5*pubsubCheck, resyncs, losts, messages)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -84,12 +85,29 @@ func (s *Store) listen(ctx context.Context, channel string, sub store.Subscriber
 }
 
 // listenOnce subscribes on a new connection and delivers what it receives, until the
-// connection fails or ctx ends.
+// connection fails or ctx ends. Resyncs run beside the receive loop, one at a time (a request
+// for one while one runs makes one more afterwards): a resync of a large bucket takes seconds,
+// and meanwhile the loop keeps delivering messages and answering its own health checks.
 func (s *Store) listenOnce(ctx context.Context, channel string, sub store.Subscriber) error {
 	ps := s.rdb.Subscribe(ctx, channel)
 	defer ps.Close()
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() }) // wakes the Receive below
 	defer stop()
+	resync := make(chan struct{}, 1)
+	var resyncer sync.WaitGroup
+	defer resyncer.Wait()
+	done := make(chan struct{})
+	defer close(done)
+	resyncer.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-resync:
+				sub.Resync()
+			}
+		}
+	})
 	heard := time.Now()
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, pubsubCheck)
@@ -113,7 +131,10 @@ func (s *Store) listenOnce(ctx context.Context, channel string, sub store.Subscr
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
-				sub.Resync()
+				select {
+				case resync <- struct{}{}:
+				default: // one is queued already
+				}
 			}
 		case *redis.Message:
 			sub.Message([]byte(m.Payload))
