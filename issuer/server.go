@@ -122,6 +122,12 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	s.clients = make(map[string]*client, len(cfg.Clients))
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = newClient(c)
+		if c.Secret != "" && len(c.Secret) < minSecretLen {
+			// Secrets are checked without a write per request, so the client-authentication
+			// throttle bounds a guesser only by the limit plus the requests it has in flight.
+			s.log.Warn("client secret is short; use at least 32 random characters",
+				zap.String("client_id", c.ID), zap.Int("length", len(c.Secret)))
+		}
 	}
 	s.grants = map[string]grant{
 		GrantClientCredentials: clientCredentials{s},
@@ -152,6 +158,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	}
 	return s, nil
 }
+
+// minSecretLen is the length below which a client secret is called short in the log.
+const minSecretLen = 16
 
 // Issuer returns the issuer identifier, the "iss" of every token.
 func (s *Server) Issuer() string { return s.issuer }
