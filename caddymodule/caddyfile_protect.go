@@ -4,9 +4,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
 
 	"github.com/tollgate-auth/tollgate/policy"
 )
@@ -28,6 +30,11 @@ func parseProtectCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	        client_id <id>            #   credentials for the introspection endpoint
 //	        client_secret <secret>    #   (placeholders such as {env.SECRET} work)
 //	        cache_ttl <duration>      #   trust an introspection result this long at most (5m)
+//	        accept_jwt_typ            #   also accept access tokens typed JWT or untyped (Keycloak,
+//	                                  #   Entra ID, Auth0, Cognito); ID tokens are still refused
+//	        trust_pool <module> ...   #   CAs for its HTTPS (a tls.ca_pool.source module, e.g.
+//	                                  #   trust_pool file /etc/ssl/idp-ca.pem); default: system roots
+//	        insecure_http             #   allow plain http:// beyond loopback (logged as a warning)
 //	    }
 //	    jwks_uri <url>                # JWK Set of the single issuer given on one line
 //	    audience <aud>...             # required (here or per issuer): this API's identifiers
@@ -41,6 +48,7 @@ func parseProtectCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	    algorithms <alg>...           # JWS alg allow-list; default: every asymmetric alg
 //	    leeway <duration>             # clock skew for exp/nbf/iat, default 5s
 //	    allow_query_token             # accept ?access_token= (RFC 6750 §2.3); off by default
+//	    allow_encoded_slashes         # accept %2F inside a path segment (judged both ways); off by default
 //	    allow_preflight               # CORS preflights (OPTIONS) pass without a token
 //	    resource <url>                # RFC 9728 resource identifier; default: the first audience
 //	    cache_size <n>|off            # verified-token cache entries, default 10000
@@ -48,7 +56,17 @@ func parseProtectCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	}
 //
 // One issuer given on one line stays in the short form (issuer, jwks_uri); several issuers,
-// or one with a block, go to the issuers list. A token is verified only by the issuer its iss
+// or one with a block, go to the issuers list. An issuer is reached over https; plain http://
+// only on loopback (127.0.0.0/8, [::1], localhost) or with insecure_http in its block. Its
+// tokens' iss must equal the configured URL exactly, trailing slash included.
+//
+// Rules judge the path that the upstream receives, segment by segment, each segment decoded
+// once. A path that a rule could read differently from the upstream is refused with 400
+// invalid_request and never reaches it: an encoded slash %2F (unless allow_encoded_slashes), a
+// backslash raw or %5C, a dot segment ("." or "..", raw or encoded: %2e, .%2E, …, also "..;x"),
+// an encoded control character (%00-%1F, %7F), a double encoding (%25 with two hex digits, such
+// as %252f). A segment with ";" parameters is judged with and without them, "//" both merged and
+// as it is; the request needs what every reading needs. A token is verified only by the issuer its iss
 // names. Claim conditions are CEL over `claims` (every top-level claim) and `request` (method,
 // path, host, header), e.g. claim `claims.groups.exists(g, g == "admin")`; they are compiled
 // here, so a bad expression is reported with its line and position.
@@ -99,6 +117,11 @@ func (p *ProtectHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			p.AllowPreflight = true
+		case "allow_encoded_slashes":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			p.AllowEncodedSlashes = true
 		case "cache_size":
 			var v string
 			if !d.AllArgs(&v) {
@@ -207,6 +230,32 @@ func parseIssuerBlock(d *caddyfile.Dispenser) (ic IssuerConfig, block bool, err 
 			if err := parseDuration(d, &in.CacheTTL); err != nil {
 				return ic, block, err
 			}
+		case "accept_jwt_typ", "insecure_http":
+			if d.NextArg() {
+				return ic, block, d.ArgErr()
+			}
+			if sub == "accept_jwt_typ" {
+				ic.AcceptJWTType = true
+			} else {
+				ic.InsecureHTTP = true
+			}
+		case "trust_pool":
+			if ic.TrustPoolRaw != nil {
+				return ic, block, d.Errf("issuer %s: trust_pool given twice", ic.Issuer)
+			}
+			if !d.NextArg() {
+				return ic, block, d.Errf("issuer %s: want `trust_pool <module> …`, e.g. trust_pool file /path/ca.pem", ic.Issuer)
+			}
+			name := d.Val()
+			unm, err := caddyfile.UnmarshalModule(d, "tls.ca_pool.source."+name)
+			if err != nil {
+				return ic, block, err
+			}
+			ca, ok := unm.(caddytls.CA)
+			if !ok {
+				return ic, block, d.Errf("issuer %s: module tls.ca_pool.source.%s is not a certificate pool source", ic.Issuer, name)
+			}
+			ic.TrustPoolRaw = caddyconfig.JSONModuleObject(ca, "provider", name, nil)
 		default:
 			return ic, block, d.Errf("issuer %s: unknown sub-directive %q", ic.Issuer, sub)
 		}

@@ -5,6 +5,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -58,6 +61,22 @@ func newStaticIssuer(t *testing.T, listen bool, kids ...string) (s *staticIssuer
 	return s, start
 }
 
+// newTLSStaticIssuer is a staticIssuer on https://127.0.0.1, with a certificate of httptest's
+// own CA, which no system trusts; caPEM is that CA's certificate, for a trust_pool.
+func newTLSStaticIssuer(t *testing.T, kids ...string) (s *staticIssuer, caPEM []byte) {
+	t.Helper()
+	s = &staticIssuer{keys: map[string]*ecdsa.PrivateKey{}, all: map[string]*ecdsa.PrivateKey{}}
+	for _, kid := range kids {
+		s.addKey(kid)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are part of the tests
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	s.url = srv.URL
+	return s, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+}
+
 func (s *staticIssuer) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/.well-known/openid-configuration":
@@ -91,17 +110,29 @@ func (s *staticIssuer) removeKey(kid string) {
 	s.mu.Unlock()
 }
 
-// mint signs an access token for audience with the key kid and extra claims.
+// mint signs an access token (typ at+jwt) for audience with the key kid and extra claims.
 func (s *staticIssuer) mint(t *testing.T, kid, audience string, extra map[string]any) string {
+	t.Helper()
+	return s.mintTyp(t, kid, "at+jwt", audience, extra)
+}
+
+// mintTyp is mint with the JOSE typ given ("" leaves it out); an extra claim set to nil is
+// removed.
+func (s *staticIssuer) mintTyp(t *testing.T, kid, typ, audience string, extra map[string]any) string {
 	t.Helper()
 	now := time.Now()
 	claims := jwt.MapClaims{"iss": s.url, "aud": audience, "sub": "carol", "client_id": "svc-b", "scope": "read",
 		"iat": now.Unix(), "exp": now.Add(time.Hour).Unix(), "jti": rand.Text()}
 	for k, v := range extra {
-		claims[k] = v
+		if claims[k] = v; v == nil {
+			delete(claims, k)
+		}
 	}
 	tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-	tok.Header["kid"], tok.Header["typ"] = kid, "at+jwt"
+	tok.Header["kid"] = kid
+	if delete(tok.Header, "typ"); typ != "" {
+		tok.Header["typ"] = typ
+	}
 	s.mu.Lock()
 	key := s.all[kid]
 	s.mu.Unlock()

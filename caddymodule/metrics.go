@@ -15,6 +15,7 @@ var liveProtectors sync.Map // *ProtectHandler → struct{}
 //
 //	tollgate_protect_allowed_total                   requests let through
 //	tollgate_protect_denied_total{reason}            requests refused, by policy.Denial.Reason
+//	                                                 (ambiguous_path: a 400 for a path a rule could misread)
 //	tollgate_protect_cache_hits_total                verified-token cache hits
 //	tollgate_protect_cache_misses_total              cache misses (each a signature check or introspection)
 //	tollgate_protect_cache_entries                   tokens held in the caches now

@@ -1,10 +1,15 @@
 package caddymodule
 
 import (
+	"crypto/x509"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddytls"
+	"go.uber.org/zap"
 
 	"github.com/tollgate-auth/tollgate/policy"
 )
@@ -21,6 +26,24 @@ type IssuerConfig struct {
 	// Introspection validates this issuer's tokens (opaque ones, typically) at its RFC 7662
 	// endpoint instead of with its keys. At most one issuer per handler may use it.
 	Introspection *IntrospectionConfig `json:"introspection,omitempty"`
+	// AcceptJWTType also accepts this issuer's access tokens typed "JWT" (or untyped), as
+	// Keycloak, Entra ID, Auth0 and Cognito issue them, not only RFC 9068's at+jwt. ID tokens
+	// are still refused: a nonce (except beside Keycloak's typ claim "Bearer"), at_hash,
+	// c_hash, a typ claim other than Bearer, or an audience that is the token's own azp or
+	// client_id (configure the API's audience, not a client's). Default: off.
+	AcceptJWTType bool `json:"accept_jwt_typ,omitempty"`
+	// TrustPoolRaw is the certificate authorities trusted for this issuer's HTTPS (discovery,
+	// JWKS, introspection), a tls.ca_pool.source module such as file or inline, for an issuer
+	// whose certificate a private CA signed. It replaces the system roots for this issuer.
+	// Default: the system roots.
+	TrustPoolRaw json.RawMessage `json:"trust_pool,omitempty" caddy:"namespace=tls.ca_pool.source inline_key=provider"`
+	// InsecureHTTP allows plain http:// to this issuer (discovery, JWKS, introspection) on a
+	// host that is not loopback, where keys and tokens travel in clear; a warning is logged.
+	// Default: off, and such an issuer fails provisioning. http:// on 127.0.0.0/8, [::1] or
+	// localhost needs no opt-in.
+	InsecureHTTP bool `json:"insecure_http,omitempty"`
+
+	roots *x509.CertPool // from TrustPoolRaw, in Provision
 }
 
 // IntrospectionConfig is an RFC 7662 introspection endpoint and the credentials to call it.
@@ -80,16 +103,22 @@ func (p *ProtectHandler) compile() error {
 	var trusted []policy.TrustedIssuer
 	p.keys, p.bindings = nil, nil
 	for _, ic := range p.issuerConfigs() {
-		ti := policy.TrustedIssuer{Issuer: ic.Issuer, Audience: ic.Audience}
+		if err := p.checkTransport(ic); err != nil {
+			return err
+		}
+		ti := policy.TrustedIssuer{Issuer: ic.Issuer, Audience: ic.Audience, AcceptJWTType: ic.AcceptJWTType}
 		if in := ic.Introspection; in != nil {
 			ti.Introspection = &policy.Introspection{
-				Endpoint:     in.URL,
-				ClientID:     repl.ReplaceKnown(in.ClientID, ""),
-				ClientSecret: repl.ReplaceKnown(in.ClientSecret, ""),
-				MaxCacheTTL:  time.Duration(in.CacheTTL),
+				Endpoint:          in.URL,
+				ClientID:          repl.ReplaceKnown(in.ClientID, ""),
+				ClientSecret:      repl.ReplaceKnown(in.ClientSecret, ""),
+				MaxCacheTTL:       time.Duration(in.CacheTTL),
+				AllowInsecureHTTP: ic.InsecureHTTP,
+				Client: policy.NewIssuerHTTPClient(policy.ClientOptions{Timeout: 5 * time.Second,
+					RootCAs: ic.roots, AllowInsecureHTTP: ic.InsecureHTTP}),
 			}
 		} else {
-			b := &boundKeys{issuer: ic.Issuer, jwksURI: ic.JWKSURI}
+			b := &boundKeys{issuer: ic.Issuer, jwksURI: ic.JWKSURI, insecureHTTP: ic.InsecureHTTP, roots: ic.roots, log: p.logger()}
 			ti.Keys, ti.Revocations = b, b
 			p.bindings = append(p.bindings, b)
 			if p.keys == nil {
@@ -103,21 +132,78 @@ func (p *ProtectHandler) compile() error {
 		rules[i] = policy.Rule{Methods: r.Methods, Path: r.Path, Scopes: r.Scopes, Claims: r.Claims}
 	}
 	gate, err := policy.New(policy.Config{
-		Issuers:         trusted,
-		Audience:        p.Audience,
-		Scopes:          p.Scopes,
-		Claims:          p.Claims,
-		Rules:           rules,
-		Realm:           p.Realm,
-		Algorithms:      p.Algorithms,
-		Leeway:          time.Duration(p.Leeway),
-		AllowQueryToken: p.AllowQueryToken,
-		CacheSize:       p.CacheSize,
-		Resource:        p.Resource,
+		Issuers:             trusted,
+		Audience:            p.Audience,
+		Scopes:              p.Scopes,
+		Claims:              p.Claims,
+		Rules:               rules,
+		Realm:               p.Realm,
+		Algorithms:          p.Algorithms,
+		Leeway:              time.Duration(p.Leeway),
+		AllowQueryToken:     p.AllowQueryToken,
+		AllowEncodedSlashes: p.AllowEncodedSlashes,
+		CacheSize:           p.CacheSize,
+		Resource:            p.Resource,
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("oauth_protect: %w", err)
 	}
 	p.gate = gate
 	return nil
+}
+
+// checkTransport refuses plain http:// to an issuer beyond loopback unless its block says
+// insecure_http, and warns when it does. It checks what the edge fetches from: the JWKS URL
+// when given, else the issuer (discovery), and the introspection endpoint.
+func (p *ProtectHandler) checkTransport(ic IssuerConfig) error {
+	urls := []string{ic.Issuer}
+	switch {
+	case ic.Introspection != nil:
+		urls = []string{ic.Introspection.URL}
+	case ic.JWKSURI != "":
+		urls = []string{ic.JWKSURI}
+	}
+	for _, u := range urls {
+		err := policy.CheckIssuerURL(u, false)
+		switch {
+		case errors.Is(err, policy.ErrInsecureHTTP) && ic.InsecureHTTP:
+			p.logger().Warn("insecure_http: this issuer's keys or tokens travel in clear over plain http",
+				zap.String("issuer", ic.Issuer), zap.String("url", u))
+		case errors.Is(err, policy.ErrInsecureHTTP):
+			return fmt.Errorf("oauth_protect: issuer %s: %w; use https, or give the issuer a block with insecure_http", ic.Issuer, err)
+		case err != nil:
+			return fmt.Errorf("oauth_protect: issuer %s: %w", ic.Issuer, err)
+		}
+	}
+	return nil
+}
+
+// loadTrustPools provisions each issuer's trust_pool module and keeps its certificate pool.
+func (p *ProtectHandler) loadTrustPools(ctx caddy.Context) error {
+	for i := range p.Issuers {
+		ic := &p.Issuers[i]
+		if ic.TrustPoolRaw == nil {
+			continue
+		}
+		mod, err := ctx.LoadModule(ic, "TrustPoolRaw")
+		if err != nil {
+			return fmt.Errorf("oauth_protect: issuer %s: trust_pool: %w", ic.Issuer, err)
+		}
+		ca, ok := mod.(caddytls.CA)
+		if !ok {
+			return fmt.Errorf("oauth_protect: issuer %s: trust_pool: %T is not a certificate pool source", ic.Issuer, mod)
+		}
+		if ic.roots = ca.CertPool(); ic.roots == nil {
+			return fmt.Errorf("oauth_protect: issuer %s: trust_pool has no certificates", ic.Issuer)
+		}
+	}
+	return nil
+}
+
+// logger is the handler's logger, or a no-op one before Provision (in tests).
+func (p *ProtectHandler) logger() *zap.Logger {
+	if p.log == nil {
+		return zap.NewNop()
+	}
+	return p.log
 }

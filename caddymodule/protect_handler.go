@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -59,6 +58,15 @@ type ProtectHandler struct {
 	// AllowQueryToken accepts the token in the access_token query parameter (RFC 6750 §2.3);
 	// the parameter is removed before the request goes upstream. Default: off.
 	AllowQueryToken bool `json:"allow_query_token,omitempty"`
+	// AllowEncodedSlashes accepts request paths with an encoded slash (%2F) inside a segment,
+	// for upstreams that take one in an identifier ("/projects/group%2Fapp"); rules then judge
+	// the path both with %2F inside its segment and with %2F as a separator, and the request
+	// needs what either reading needs. Default: off; such a request gets 400 invalid_request
+	// and never reaches the upstream. Whatever this says, a request whose path has a backslash
+	// (raw or %5C), a dot segment (".", "..", raw or encoded as %2e), an encoded control
+	// character (%00-%1F, %7F) or a double encoding (%25 and two hex digits, as in %252f) gets
+	// 400: rules judge the path that the upstream receives, and these can be read two ways.
+	AllowEncodedSlashes bool `json:"allow_encoded_slashes,omitempty"`
 	// AllowPreflight lets CORS preflight requests (OPTIONS with Origin and
 	// Access-Control-Request-Method) pass without a token, for an upstream that answers CORS.
 	// Default: off (a preflight gets 401 like any request without a token).
@@ -69,8 +77,10 @@ type ProtectHandler struct {
 	Resource string `json:"resource,omitempty"`
 	// CacheSize bounds the verified-token cache (entries). Default 10000; negative turns it off.
 	CacheSize int `json:"cache_size,omitempty"`
-	// JWKSRefresh is how often a remote issuer's JWKS is fetched again. Default 1h; a token
-	// with an unknown kid also triggers a fetch, at most every 30s.
+	// JWKSRefresh is how often a remote issuer's JWKS is fetched again. Default 1h. A token
+	// with an unknown kid (that passed every other check) also triggers a fetch, at most one per
+	// second per issuer; it waits for that fetch, so a key the issuer just published is accepted
+	// within about a second even under a flood of made-up kids.
 	JWKSRefresh caddy.Duration `json:"jwks_refresh,omitempty"`
 
 	gate     *policy.Gate
@@ -96,6 +106,9 @@ func (ProtectHandler) CaddyModule() caddy.ModuleInfo {
 func (p *ProtectHandler) Provision(ctx caddy.Context) error {
 	p.log = ctx.Logger()
 	p.ctx, p.cancel = context.WithCancel(ctx)
+	if err := p.loadTrustPools(ctx); err != nil {
+		return err
+	}
 	if err := p.compile(); err != nil {
 		return err
 	}
@@ -138,10 +151,11 @@ func (p *ProtectHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next 
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Map(userPlaceholders(tok))
 	p.forward.apply(r.Header, tok)
-	if p.AllowQueryToken && strings.Contains(r.URL.RawQuery, "access_token") {
-		q := r.URL.Query()
-		q.Del("access_token")
-		r.URL.RawQuery = q.Encode()
+	if p.AllowQueryToken && policy.MayHaveQueryToken(r.URL.RawQuery) {
+		if q := r.URL.Query(); q.Has("access_token") {
+			q.Del("access_token")
+			r.URL.RawQuery = q.Encode()
+		}
 	}
 	return next.ServeHTTP(w, r)
 }
@@ -158,10 +172,12 @@ func (p *ProtectHandler) Cleanup() error {
 // startRemote fetches the keys of b's issuer over HTTP, in the background, until Cleanup.
 func (p *ProtectHandler) startRemote(b *boundKeys) error {
 	rk, err := policy.NewRemoteKeys(policy.RemoteOptions{
-		Issuer:          b.issuer,
-		JWKSURL:         b.jwksURI,
-		RefreshInterval: time.Duration(p.JWKSRefresh),
-		OnFetch:         p.onFetch(b.issuer),
+		Issuer:            b.issuer,
+		JWKSURL:           b.jwksURI,
+		Client:            policy.NewIssuerHTTPClient(policy.ClientOptions{RootCAs: b.roots, AllowInsecureHTTP: b.insecureHTTP}),
+		AllowInsecureHTTP: b.insecureHTTP,
+		RefreshInterval:   time.Duration(p.JWKSRefresh),
+		OnFetch:           p.onFetch(b.issuer),
 	})
 	if err != nil {
 		return fmt.Errorf("oauth_protect: issuer %s: %w", b.issuer, err)

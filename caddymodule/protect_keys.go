@@ -1,10 +1,12 @@
 package caddymodule
 
 import (
+	"crypto/x509"
 	"fmt"
 	"sync/atomic"
 
 	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
 
 	"github.com/tollgate-auth/tollgate/issuer"
 	"github.com/tollgate-auth/tollgate/issuer/keys"
@@ -17,9 +19,12 @@ import (
 // fetches the issuer's JWKS. Until then, and until remote keys arrive, Keyfunc wraps
 // policy.ErrKeysUnavailable, which the gate answers with 503.
 type boundKeys struct {
-	issuer  string // as configured
-	jwksURI string // configured JWKS URL, for a remote issuer; "" means discovery
-	b       atomic.Pointer[keyBinding]
+	issuer       string         // as configured
+	jwksURI      string         // configured JWKS URL, for a remote issuer; "" means discovery
+	insecureHTTP bool           // insecure_http, for a remote issuer
+	roots        *x509.CertPool // trust_pool, for a remote issuer; nil: the system roots
+	log          *zap.Logger
+	b            atomic.Pointer[keyBinding]
 }
 
 // keyBinding is what boundKeys delegates to.
@@ -32,12 +37,19 @@ type keyBinding struct {
 // localIssuer is what the protector needs of an in-process issuer (*issuer.Server): its keys,
 // and its deny-list, which every node sharing the issuer's store keeps current.
 type localIssuer interface {
+	Issuer() string
 	Keys() *keys.Manager
 	policy.RevocationChecker
 }
 
-// bind points the protector at the in-process issuer s and its deny-list.
+// bind points the protector at the in-process issuer s and its deny-list. The registry finds
+// s also when the configured URL differs from s's by a trailing slash; since iss is compared
+// exactly, such a protector would refuse every token of s, which is logged as an error.
 func (b *boundKeys) bind(s localIssuer) {
+	if s.Issuer() != b.issuer && b.log != nil {
+		b.log.Error("oauth_protect names the issuer of this Caddy with another spelling; iss is compared exactly, so its tokens are refused",
+			zap.String("configured", b.issuer), zap.String("issuer", s.Issuer()))
+	}
 	b.b.Store(&keyBinding{keys: s.Keys(), revocations: s})
 }
 
@@ -63,6 +75,13 @@ func (b *boundKeys) KeyVersion() uint64 {
 	return 0
 }
 
+// RequiresJTI implements policy.JTIRequirer: the tokens of the in-process issuer, which keeps
+// a deny-list, must carry a jti; a remote issuer's need not.
+func (b *boundKeys) RequiresJTI() bool {
+	kb := b.b.Load()
+	return kb != nil && kb.revocations != nil
+}
+
 // Revoked implements policy.RevocationChecker.
 func (b *boundKeys) Revoked(jti string) bool {
 	if kb := b.b.Load(); kb != nil && kb.revocations != nil {
@@ -77,4 +96,5 @@ var (
 	_ policy.KeySource         = (*boundKeys)(nil)
 	_ policy.KeyVersioner      = (*boundKeys)(nil)
 	_ policy.RevocationChecker = (*boundKeys)(nil)
+	_ policy.JTIRequirer       = (*boundKeys)(nil)
 )

@@ -37,7 +37,7 @@ func (g *Gate) bearerToken(r *http.Request) (string, *Denial) {
 		token = t
 	}
 
-	if g.allowQuery && strings.Contains(r.URL.RawQuery, "access_token") {
+	if g.allowQuery && MayHaveQueryToken(r.URL.RawQuery) {
 		switch vs := r.URL.Query()["access_token"]; {
 		case len(vs) > 1:
 			return "", badRequest("more than one access_token parameter", errManyQuery)
@@ -56,6 +56,13 @@ func (g *Gate) bearerToken(r *http.Request) (string, *Denial) {
 		return "", noToken(cause)
 	}
 	return token, nil
+}
+
+// MayHaveQueryToken reports whether the raw query of a request may hold an access_token
+// parameter: it names it, or it has a percent-encoding, which may spell the name ("access%5Ftoken").
+// It is false for most queries without parsing them.
+func MayHaveQueryToken(rawQuery string) bool {
+	return strings.Contains(rawQuery, "access_token") || strings.Contains(rawQuery, "%")
 }
 
 // parseAuthorization returns the token of an Authorization header value, "" if the value uses

@@ -52,7 +52,7 @@ func TestClaimConditions(t *testing.T) {
 			if method == "" {
 				method = "GET"
 			}
-			r := httptest.NewRequest(method, "/v1/../v1/items", nil)
+			r := httptest.NewRequest(method, "/v1/items", nil)
 			r.Header.Set("Authorization", "Bearer "+tok)
 			for h, v := range tc.header {
 				r.Header.Set(h, v)

@@ -32,10 +32,13 @@ type Rule struct {
 	// Methods are the HTTP methods the rule covers, compared case-insensitively. Empty, or a
 	// list containing "*", means any method. GET also covers HEAD, which upstreams answer like GET.
 	Methods []string
-	// Path is a glob matched case-insensitively against the cleaned request path (see
-	// Gate.RequiredScopes). A trailing "*" is a prefix match ("/v1/*" matches "/v1/a/b" but not
-	// "/v1"); otherwise path.Match applies, where "*" stays inside one segment, and a trailing
-	// slash on the request path is ignored. The glob must start with "/" or "*".
+	// Path is a glob matched case-insensitively against the request path as the upstream
+	// receives and decodes it, segment by segment (see Gate.RequiredScopes). A trailing "*" is a
+	// prefix match ("/v1/*" matches "/v1/a/b" but not "/v1"); otherwise path.Match applies,
+	// where "*" stays inside one segment, and a trailing slash on the request path is ignored.
+	// The glob must start with "/" or "*"; percent-encodings in it are decoded like the
+	// request's ("%7E" is "~"), except "%2F", which matches an encoded slash inside a segment
+	// (with Config.AllowEncodedSlashes).
 	Path string
 	// Scopes are required, all of them, in addition to Config.Scopes.
 	Scopes []string
@@ -75,6 +78,13 @@ type Config struct {
 	Algorithms []string
 	// Leeway is the clock skew allowed on "exp", "nbf" and "iat". Default: DefaultLeeway.
 	Leeway time.Duration
+	// AllowEncodedSlashes accepts request paths with an encoded slash (%2F) inside a segment,
+	// for APIs that put one in an identifier ("/projects/group%2Fapp"). Rules then judge the
+	// path both with %2F inside its segment and with %2F as a separator, and the request needs
+	// what either reading needs. Default: false, such a request is refused with 400
+	// invalid_request, since the upstream may read it either way. Backslashes, dot segments,
+	// encoded control characters and double encodings are refused regardless.
+	AllowEncodedSlashes bool
 	// AllowQueryToken accepts the token in the access_token query parameter (RFC 6750 §2.3),
 	// which leaks into logs and Referer headers. Default: false. The request body is never read.
 	AllowQueryToken bool

@@ -27,6 +27,9 @@ const (
 	ReasonInsufficientScope = "insufficient_scope"
 	ReasonClaims            = "claims"
 	ReasonUnavailable       = "unavailable"
+	// ReasonAmbiguousPath: the request path could be read differently by a rule and by the
+	// upstream (an encoded slash, a backslash, a dot segment; see Gate.RequiredScopes). 400.
+	ReasonAmbiguousPath = "ambiguous_path"
 )
 
 // RetryAfterSeconds is the Retry-After of a 503 answered while the issuer's keys are unavailable.

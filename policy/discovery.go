@@ -23,18 +23,15 @@ type Metadata struct {
 
 // Discover reads the metadata of issuer: OpenID Connect discovery first (through go-oidc, which
 // checks that the document names the same issuer), then RFC 8414 authorization-server metadata
-// at the §3.1 well-known URL. A trailing slash is the only difference tolerated between the
-// configured and the published issuer. client defaults to NewHTTPClient().
+// at the §3.1 well-known URL. The published issuer must be the configured one exactly (OpenID
+// Connect Discovery §4.3, RFC 8414 §3.3), trailing slash included: tokens carry it as their
+// "iss", which the edge compares exactly. client defaults to NewHTTPClient().
 func Discover(ctx context.Context, client *http.Client, issuer string) (*Metadata, error) {
 	if client == nil {
 		client = NewHTTPClient(10 * time.Second)
 	}
 	ctx = oidc.ClientContext(ctx, client)
 	p, err := oidc.NewProvider(ctx, issuer)
-	var mismatch *oidc.IssuerMismatchError
-	if errors.As(err, &mismatch) && issuerKey(mismatch.Discovered) == issuerKey(issuer) {
-		p, err = oidc.NewProvider(oidc.InsecureIssuerURLContext(ctx, mismatch.Discovered), issuer)
-	}
 	if err == nil {
 		md := new(Metadata)
 		if err = p.Claims(md); err == nil && md.JWKSURI != "" {
@@ -77,7 +74,7 @@ func discoverRFC8414(ctx context.Context, client *http.Client, issuer string) (*
 	if err := json.NewDecoder(resp.Body).Decode(md); err != nil {
 		return nil, fmt.Errorf("%s: %w", wellKnown, err)
 	}
-	if issuerKey(md.Issuer) != issuerKey(issuer) {
+	if md.Issuer != issuer {
 		return nil, fmt.Errorf("%s names issuer %q, not %q (RFC 8414 §3.3)", wellKnown, md.Issuer, issuer)
 	}
 	if md.JWKSURI == "" && md.IntrospectionEndpoint == "" {
@@ -86,10 +83,11 @@ func discoverRFC8414(ctx context.Context, client *http.Client, issuer string) (*
 	return md, nil
 }
 
-// NewHTTPClient returns the client the edge talks to issuers with: a timeout, no cookies, and
-// responses cut off beyond 1 MiB, so a hostile or broken issuer cannot exhaust memory.
+// NewHTTPClient returns the client the edge talks to issuers with by default:
+// NewIssuerHTTPClient with this timeout, the system roots, and no redirect to plain http://
+// beyond loopback.
 func NewHTTPClient(timeout time.Duration) *http.Client {
-	return &http.Client{Timeout: timeout, Transport: limitedTransport{http.DefaultTransport}}
+	return NewIssuerHTTPClient(ClientOptions{Timeout: timeout})
 }
 
 // limitedTransport caps the size of response bodies.

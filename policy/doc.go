@@ -5,14 +5,19 @@
 // (the in-process issuer, or [RemoteKeys] for any issuer's JWKS, found by [Discover]) or an RFC 7662
 // [Introspection] endpoint for opaque tokens. For each request, [Gate.Authorize]
 //
-//  1. extracts the bearer token (RFC 6750 §2.1, and §2.3 only when [Config.AllowQueryToken] is set);
-//  2. looks it up in a bounded cache of verified tokens; on a miss it picks the issuer by the
-//     token's (unverified) "iss" and verifies it there: as an RFC 9068 JWT ("typ" at+jwt, the
-//     "alg" allow-list, "iss", "aud", "exp", "nbf" and "iat" with a small leeway, and only then the
-//     signature), or by introspection;
-//  3. on a hit or a miss alike, checks expiry, the issuer's key version ([KeyVersioner]) and the
+//  1. refuses (400) a path that a rule could read differently from the upstream: an encoded
+//     slash, a backslash, a dot segment, an encoded control character, a double encoding (see
+//     [Gate.RequiredScopes]);
+//  2. extracts the bearer token (RFC 6750 §2.1, and §2.3 only when [Config.AllowQueryToken] is set);
+//  3. looks it up in a bounded cache of verified tokens; on a miss it picks the issuer by the
+//     token's (unverified) "iss", compared exactly, and verifies it there: as an RFC 9068 JWT
+//     ("typ" at+jwt, or JWT with [TrustedIssuer.AcceptJWTType] when it is no ID token, the "alg"
+//     allow-list, "iss", "aud", numeric "exp", "nbf" and "iat" with a small leeway, a "jti" when
+//     the issuer keeps a deny-list, and only then the key lookup and the signature), or by
+//     introspection;
+//  4. on a hit or a miss alike, checks expiry, the issuer's key version ([KeyVersioner]) and the
 //     deny-lists ([RevocationChecker]);
-//  4. checks that the token grants every scope the request needs ([Config.Scopes] plus the scopes
+//  5. checks that the token grants every scope the request needs ([Config.Scopes] plus the scopes
 //     of the first [Rule] whose method and path glob match) and satisfies the CEL claim conditions.
 //
 // A refusal is a [Denial] that carries the RFC 6750 §3.1 error; [Gate.Challenge] turns it into the

@@ -16,8 +16,9 @@ import (
 type Gate struct {
 	challenge   string // `Bearer realm="…"`
 	allowQuery  bool
+	allowSlash  bool // Config.AllowEncodedSlashes
 	parser      *jwt.Parser
-	issuers     map[string]*issuer // by issuerKey
+	issuers     map[string]*issuer // by exact identifier
 	opaque      *issuer            // the issuer that introspects opaque tokens, if any
 	revocations RevocationChecker
 	base        requirement // Config.Scopes and Config.Claims, when no rule matches
@@ -65,6 +66,7 @@ func New(cfg Config, keys KeySource) (*Gate, error) {
 	return &Gate{
 		challenge:   bareChallenge(c.Realm),
 		allowQuery:  c.AllowQueryToken,
+		allowSlash:  c.AllowEncodedSlashes,
 		parser:      newParser(c.Algorithms),
 		issuers:     issuers,
 		opaque:      opaque,
@@ -77,7 +79,9 @@ func New(cfg Config, keys KeySource) (*Gate, error) {
 }
 
 // Authorize decides on r. A nil Denial means the request may pass, and the Token is its verified
-// access token. When the token is valid but lacks a scope or fails a claim condition, the Token is
+// access token. A request whose path a rule could read differently from the upstream (an encoded
+// slash, a backslash, a dot segment; see Gate.RequiredScopes) is refused first, with 400
+// invalid_request, whatever its token. When the token is valid but lacks a scope or fails a claim condition, the Token is
 // returned alongside the 403 Denial so that the caller can log who was refused.
 //
 // A token seen before costs a cache lookup: its signature, issuer, audience and lifetime were
@@ -85,6 +89,11 @@ func New(cfg Config, keys KeySource) (*Gate, error) {
 // revocation are checked again on every request, and so are the route's scopes and conditions,
 // so what one route allowed never leaks to another.
 func (g *Gate) Authorize(r *http.Request) (*Token, *Denial) {
+	escaped := r.URL.EscapedPath()
+	forms, err := readPath(escaped, g.allowSlash)
+	if err != nil {
+		return nil, ambiguousPath(escaped, err)
+	}
 	raw, d := g.bearerToken(r)
 	if d != nil {
 		return nil, d
@@ -93,7 +102,7 @@ func (g *Gate) Authorize(r *http.Request) (*Token, *Denial) {
 	if d != nil {
 		return nil, d
 	}
-	need := g.requirement(r.Method, r.URL.Path)
+	need := g.requirement(r.Method, &forms)
 	if missing := missingScope(need.scopes, tok.Claims.Scope); missing != "" {
 		return tok, &Denial{
 			Status: http.StatusForbidden,
@@ -157,20 +166,56 @@ func (g *Gate) CacheStats() CacheStats {
 	return g.cache.stats()
 }
 
-// RequiredScopes returns every scope a request with this method and URL path needs: Config.Scopes
-// plus those of the first matching rule. Rules judge the path rooted, cleaned (path.Clean, so
-// "/v1/../admin/x" is judged as "/admin/x"), with its trailing slash kept, and case-insensitively:
-// an upstream may resolve dot segments or ignore case, and matching more only asks for more.
-func (g *Gate) RequiredScopes(method, urlPath string) []string {
-	return slices.Clone(g.requirement(method, urlPath).scopes)
+// RequiredScopes returns every scope a request with this method and escaped URL path (as
+// r.URL.EscapedPath() gives it, which is what reverse_proxy sends upstream) needs: Config.Scopes
+// plus those of the first matching rule, or the error that Authorize would refuse the path with.
+//
+// Rules judge the path segment by segment, split at its raw "/" only, each segment
+// percent-decoded once as the upstream decodes it ("/%76%31/x" is "/v1/x"), case-insensitively;
+// a trailing slash is kept. Paths that a rule could read differently from the upstream are
+// refused: an encoded slash (unless Config.AllowEncodedSlashes), a backslash raw or encoded, a
+// dot segment raw or encoded ("/v1/../admin", "/v1/%2e%2e/admin"), an encoded control character,
+// a double encoding ("%252f"). A path with ";" parameters or empty segments is judged in each of
+// its readings ("/admin;x/y" also as "/admin/y", "//v1/x" as "/v1/x" and as it is), and needs
+// what every reading needs.
+func (g *Gate) RequiredScopes(method, escapedPath string) ([]string, error) {
+	forms, err := readPath(escapedPath, g.allowSlash)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(g.requirement(method, &forms).scopes), nil
 }
 
-// requirement finds the first matching rule; without one, the base scopes apply.
-func (g *Gate) requirement(method, urlPath string) *requirement {
+// requirement finds the first matching rule of every reading of the path; without one, the base
+// scopes apply. When readings differ, the request needs the union of what they need.
+func (g *Gate) requirement(method string, forms *pathForms) *requirement {
 	if len(g.rules) == 0 {
 		return &g.base
 	}
-	p := cleanPath(urlPath)
+	need := g.firstMatch(method, forms.forms[0])
+	if forms.n == 1 {
+		return need
+	}
+	var union *requirement
+	for _, p := range forms.forms[1:forms.n] {
+		other := g.firstMatch(method, p)
+		if other == need || (union != nil && union.includes(other)) {
+			continue
+		}
+		if union == nil {
+			union = need.merge(other)
+		} else {
+			union = union.merge(other)
+		}
+	}
+	if union == nil {
+		return need
+	}
+	return union
+}
+
+// firstMatch returns the requirement of the first rule matching method and p, or the base one.
+func (g *Gate) firstMatch(method, p string) *requirement {
 	for i := range g.rules {
 		if r := &g.rules[i]; matchMethod(r.methods, method) && r.glob.matchPath(p) {
 			return &r.need

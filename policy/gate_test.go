@@ -127,9 +127,10 @@ func TestAuthorize(t *testing.T) {
 		{name: "PUT in methods list, all scopes", method: "PUT", target: "/v2/items/7", auth: []string{"Bearer " + k.mint(t, "ES256", "at+jwt", scope("delete write read"))}},
 		{name: "GET not in methods list", target: "/v2/items/7", auth: []string{"Bearer " + valid}},
 		{name: "GET rule covers HEAD", method: "HEAD", target: "/reports/q3", auth: []string{"Bearer " + valid}, status: 403, code: CodeInsufficientScope, challenge: scopeChallenge("read reports")},
-		{name: "dot segments are cleaned", target: "/v1/../admin/x", auth: []string{"Bearer " + valid}, status: 403, code: CodeInsufficientScope, challenge: scopeChallenge("read admin")},
-		{name: "double slash is cleaned", target: "//admin/x", auth: []string{"Bearer " + valid}, status: 403, code: CodeInsufficientScope, challenge: scopeChallenge("read admin")},
-		{name: "escaped slash is judged decoded", target: "/admin%2Fx", auth: []string{"Bearer " + valid}, status: 403, code: CodeInsufficientScope, challenge: scopeChallenge("read admin")},
+		{name: "dot segments are refused", target: "/v1/../admin/x", auth: []string{"Bearer " + valid}, status: 400, code: CodeInvalidRequest, challenge: requestChallenge("the request path has a dot segment"), err: errDotSegment},
+		{name: "double slash is merged", target: "//admin/x", auth: []string{"Bearer " + valid}, status: 403, code: CodeInsufficientScope, challenge: scopeChallenge("read admin")},
+		{name: "escaped slash is refused", target: "/admin%2Fx", auth: []string{"Bearer " + valid}, status: 400, code: CodeInvalidRequest, challenge: requestChallenge("the request path has an encoded slash"), err: errEncodedSlash},
+		{name: "ambiguous path is refused before the token", target: "/v1/%2e%2e/admin", status: 400, code: CodeInvalidRequest, challenge: requestChallenge("the request path has a dot segment"), err: errDotSegment},
 		{name: "path case-insensitive", target: "/ADMIN/X", auth: []string{"Bearer " + valid}, status: 403, code: CodeInsufficientScope, challenge: scopeChallenge("read admin")},
 		{name: "admin with admin scope", target: "/Admin/x", auth: []string{"Bearer " + k.mint(t, "ES256", "at+jwt", scope("read admin"))}},
 

@@ -37,8 +37,12 @@ type Introspection struct {
 	// a token revoked at the issuer keeps passing for at most this long. Default:
 	// DefaultIntrospectionTTL.
 	MaxCacheTTL time.Duration
-	// Client sends the requests. Default: a client with a 5 s timeout.
+	// Client sends the requests. Default: NewIssuerHTTPClient with a 5 s timeout and
+	// AllowInsecureHTTP.
 	Client *http.Client
+	// AllowInsecureHTTP allows an Endpoint of plain http:// on a host that is not loopback,
+	// where the tokens and this gateway's credentials travel in clear. Default: false.
+	AllowInsecureHTTP bool
 }
 
 // introspector asks one endpoint about tokens, one request per token at a time.
@@ -48,9 +52,8 @@ type introspector struct {
 }
 
 func newIntrospector(c Introspection) (*introspector, error) {
-	u, err := url.Parse(c.Endpoint)
-	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("introspection endpoint %q is not an http(s) URL", c.Endpoint)
+	if err := CheckIssuerURL(c.Endpoint, c.AllowInsecureHTTP); err != nil {
+		return nil, fmt.Errorf("introspection endpoint: %w", err)
 	}
 	if c.ClientID == "" {
 		return nil, errors.New("introspection needs a client_id (and usually a client_secret)")
@@ -59,7 +62,7 @@ func newIntrospector(c Introspection) (*introspector, error) {
 		c.MaxCacheTTL = DefaultIntrospectionTTL
 	}
 	if c.Client == nil {
-		c.Client = &http.Client{Timeout: 5 * time.Second}
+		c.Client = NewIssuerHTTPClient(ClientOptions{Timeout: 5 * time.Second, AllowInsecureHTTP: c.AllowInsecureHTTP})
 	}
 	return &introspector{cfg: c}, nil
 }
@@ -72,14 +75,20 @@ func (g *Gate) introspect(is *issuer, raw string) (*Token, *Denial) {
 	}
 	res := v.(*introspection)
 	claims := res.claims
-	if !res.active {
+	switch {
+	case res.invalid != nil:
+		return nil, invalidToken(res.invalid)
+	case !res.active:
 		return nil, invalidToken(errInactive)
 	}
-	if claims.Issuer != "" && issuerKey(claims.Issuer) != issuerKey(is.name) {
+	if claims.Issuer != "" && claims.Issuer != is.name {
 		return nil, invalidToken(fmt.Errorf("%w: introspection names issuer %q", jwt.ErrTokenInvalidIssuer, clip(claims.Issuer)))
 	}
 	if err := is.validator.Validate(claims); err != nil {
 		return nil, invalidToken(err)
+	}
+	if claims.ID == "" && is.requiresJTI() {
+		return nil, invalidToken(errNoJTI)
 	}
 	tok := newToken(is, claims, time.Now().Add(is.introspect.cfg.MaxCacheTTL))
 	tok.Introspected = true
@@ -88,8 +97,9 @@ func (g *Gate) introspect(is *issuer, raw string) (*Token, *Denial) {
 
 // introspection is a decoded RFC 7662 §2.2 response.
 type introspection struct {
-	active bool
-	claims *tokenClaims // without "active"
+	active  bool
+	claims  *tokenClaims // without "active"
+	invalid error        // the response vouches for claims no token may have (a string exp)
 }
 
 // post sends one RFC 7662 §2.1 request and decodes the §2.2 response.
@@ -117,7 +127,9 @@ func (in *introspector) post(raw string) (*introspection, error) {
 		return nil, fmt.Errorf("introspection: %s answered %s", in.cfg.Endpoint, resp.Status)
 	}
 	claims := new(tokenClaims)
-	if err := json.Unmarshal(body, claims); err != nil {
+	if err := json.Unmarshal(body, claims); errors.Is(err, errNotNumericDate) {
+		return &introspection{invalid: err}, nil
+	} else if err != nil {
 		return nil, fmt.Errorf("introspection: malformed response: %w", err)
 	}
 	active, _ := claims.all["active"].(bool)

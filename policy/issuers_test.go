@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -32,7 +33,7 @@ func TestSeveralIssuers(t *testing.T) {
 		Audience: []string{testAudience},
 		Issuers: []TrustedIssuer{
 			{Issuer: a.URL(), Keys: keys(a)},
-			{Issuer: b.URL() + "/", Keys: keys(b), Audience: []string{"https://b-api.example.com"}},
+			{Issuer: b.URL(), Keys: keys(b), Audience: []string{"https://b-api.example.com"}},
 		},
 	}, nil)
 	if err != nil {
@@ -50,6 +51,7 @@ func TestSeveralIssuers(t *testing.T) {
 		{"issuer b with the default audience", b.mint(t, "shared-kid", nil), false},
 		{"b's key claiming to be a", crossSigned, false},
 		{"unknown issuer", newJWKSIssuer(t, "shared-kid").mint(t, "shared-kid", nil), false},
+		{"a's iss with a trailing slash", a.mint(t, "shared-kid", func(c jwt.MapClaims) { c["iss"] = a.URL() + "/" }), false},
 	}
 	for _, tc := range tests {
 		if d := authorize(g, tc.token); (d == nil) != tc.ok {
@@ -106,9 +108,11 @@ func TestIntrospection(t *testing.T) {
 		"aud": testAudience, "exp": exp, "iss": "https://idp.example.com", "jti": "o-1", "tenant": "acme"}
 	is.active["opaque-other-aud"] = map[string]any{"active": true, "scope": "read", "aud": "https://other", "exp": exp}
 	is.active["opaque-expired"] = map[string]any{"active": true, "scope": "read", "aud": testAudience, "exp": time.Now().Add(-time.Hour).Unix()}
+	is.active["opaque-slash"] = map[string]any{"active": true, "scope": "read", "aud": testAudience, "exp": exp, "iss": "https://idp.example.com/"}
+	is.active["opaque-string-exp"] = map[string]any{"active": true, "scope": "read", "aud": testAudience, "exp": strconv.FormatInt(exp, 10)}
 	cfg := testConfig()
 	cfg.Issuer = ""
-	cfg.Issuers = []TrustedIssuer{{Issuer: "https://idp.example.com/", Introspection: &Introspection{
+	cfg.Issuers = []TrustedIssuer{{Issuer: "https://idp.example.com", Introspection: &Introspection{
 		Endpoint: is.URL, ClientID: "gw", ClientSecret: "gw-secret"}}}
 	g, err := New(cfg, nil)
 	if err != nil {
@@ -139,7 +143,7 @@ func TestIntrospection(t *testing.T) {
 	for _, tc := range []struct {
 		token  string
 		status int
-	}{{"unknown", 401}, {"opaque-other-aud", 401}, {"opaque-expired", 401}} {
+	}{{"unknown", 401}, {"opaque-other-aud", 401}, {"opaque-expired", 401}, {"opaque-slash", 401}, {"opaque-string-exp", 401}} {
 		if _, d := call("GET", tc.token); d == nil || d.Status != tc.status {
 			t.Errorf("%s: %v, want %d", tc.token, d, tc.status)
 		}

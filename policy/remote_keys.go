@@ -23,14 +23,22 @@ type RemoteOptions struct {
 	Issuer string
 	// JWKSURL is the issuer's JWK Set URL; when set, no discovery happens.
 	JWKSURL string
-	// Client fetches metadata and keys. Default: NewHTTPClient(10 * time.Second).
+	// Client fetches metadata and keys. Default: NewIssuerHTTPClient with a 10 s timeout and
+	// AllowInsecureHTTP.
 	Client *http.Client
 	// RefreshInterval is how often the JWKS is fetched again in the background. Default: 1h.
 	RefreshInterval time.Duration
-	// UnknownKIDInterval is the least time between two fetches caused by a token whose "kid" is
-	// not in the set. The first comes at once, so a key rotation costs one fetch; a flood of
-	// made-up kids costs one fetch per interval. Default: 30s.
+	// UnknownKIDInterval is the least time between two fetches caused by tokens whose "kid" is
+	// not in the set: a flood of made-up kids costs at most one fetch per interval, and the first
+	// comes at once, so a key rotation costs one fetch. A token with an unknown kid waits for
+	// the next such fetch that starts after it arrived, when that is due within 2 s, shared with
+	// every token waiting for it; when it is due later (a longer interval), the token is refused
+	// at once. Default: DefaultUnknownKIDInterval.
 	UnknownKIDInterval time.Duration
+	// AllowInsecureHTTP allows plain http:// to a host that is not loopback for discovery and
+	// the JWKS (and redirects there, with the default Client). Default: false; NewRemoteKeys
+	// refuses such a URL, and a fetch fails when discovery names such a jwks_uri.
+	AllowInsecureHTTP bool
 	// RetryMin and RetryMax bound the exponential backoff after a failed fetch. Defaults: 1s, 1m.
 	RetryMin, RetryMax time.Duration
 	// OnFetch, when set, is called after every discovery-and-fetch attempt, from the goroutine
@@ -56,24 +64,36 @@ type FetchEvent struct {
 // given, fetched and parsed by github.com/MicahParks/jwkset and used through keyfunc/v3.
 //
 // The scheduling is its own: keyfunc/v3's built-in refresh makes the first fetch synchronously
-// (Caddy would wait on a down issuer), makes callers with an unknown kid wait on its rate limiter
-// without sharing the fetch in flight, and does not say when a key disappears. Here Start returns
-// at once and fetches in the background with backoff until the keys arrive (until then Keyfunc
-// wraps ErrKeysUnavailable); refreshes run every RefreshInterval; an unknown kid triggers at most
-// one fetch per UnknownKIDInterval, every caller waiting for the fetch in flight shares it, and
-// the others fail at once; KeyVersion changes when a key is withdrawn.
+// (Caddy would wait on a down issuer), and its unknown-kid refresh (jwkset's RefreshUnknownKID)
+// makes every caller wait its own turn on the rate limiter and then fetch on its own, so under a
+// flood of made-up kids a genuine new kid queues behind the flood. Here Start returns at once and
+// fetches in the background with backoff until the keys arrive (until then Keyfunc wraps
+// ErrKeysUnavailable); refreshes run every RefreshInterval; tokens with an unknown kid share the
+// next unknown-kid fetch, at most one per UnknownKIDInterval (an x/time/rate reservation), so a
+// key the issuer really published is found within about one interval whatever else arrives;
+// KeyVersion changes when a key is withdrawn. The Gate asks for a key only after the cheap checks
+// (typ, alg, iss, aud, exp, nbf, iat), so only a token that would be valid if its kid were known
+// can cause a fetch.
 type RemoteKeys struct {
 	opts    RemoteOptions
-	limiter *rate.Limiter
-	ctx     context.Context
+	limiter *rate.Limiter // unknown-kid fetches
 	jwksURL atomic.Pointer[string]
 	set     atomic.Pointer[remoteSet]
 	version atomic.Uint64
 	lastErr atomic.Pointer[error]
+	fetchMu sync.Mutex // one fetch at a time, so sets are swapped in the order they were read
 
-	mu  sync.Mutex
-	cur *fetchCall
+	mu      sync.Mutex
+	ctx     context.Context // from Start
+	next    *fetchCall      // the next unknown-kid fetch, not started yet
+	running *fetchCall      // the unknown-kid fetch under way
 }
+
+// DefaultUnknownKIDInterval is RemoteOptions.UnknownKIDInterval when it is zero.
+const DefaultUnknownKIDInterval = time.Second
+
+// maxUnknownKIDWait is how long a token with an unknown kid may wait for the next fetch to start.
+const maxUnknownKIDWait = 2 * time.Second
 
 // remoteSet is one fetched JWKS.
 type remoteSet struct {
@@ -82,7 +102,7 @@ type remoteSet struct {
 	count int            // keys in the set, with or without a kid
 }
 
-// fetchCall is a fetch in flight, shared by everyone who waits for it.
+// fetchCall is one unknown-kid fetch, shared by everyone who waits for it.
 type fetchCall struct {
 	done chan struct{}
 	err  error
@@ -96,14 +116,22 @@ func NewRemoteKeys(opts RemoteOptions) (*RemoteKeys, error) {
 	if opts.Issuer == "" && opts.JWKSURL == "" {
 		return nil, errors.New("policy: remote keys need an issuer to discover or a JWKS URL")
 	}
+	for _, u := range []string{opts.JWKSURL, opts.Issuer} {
+		if u != "" {
+			if err := CheckIssuerURL(u, opts.AllowInsecureHTTP); err != nil {
+				return nil, fmt.Errorf("policy: remote keys: %w", err)
+			}
+			break // the JWKS URL when given, else the issuer to discover
+		}
+	}
 	if opts.Client == nil {
-		opts.Client = NewHTTPClient(10 * time.Second)
+		opts.Client = NewIssuerHTTPClient(ClientOptions{AllowInsecureHTTP: opts.AllowInsecureHTTP})
 	}
 	if opts.RefreshInterval <= 0 {
 		opts.RefreshInterval = time.Hour
 	}
 	if opts.UnknownKIDInterval <= 0 {
-		opts.UnknownKIDInterval = 30 * time.Second
+		opts.UnknownKIDInterval = DefaultUnknownKIDInterval
 	}
 	if opts.RetryMin <= 0 {
 		opts.RetryMin = time.Second
@@ -138,13 +166,13 @@ func (k *RemoteKeys) run(ctx context.Context) {
 			return
 		case <-timer.C:
 		}
-		c := k.fetchShared(trigger, false)
-		select {
-		case <-ctx.Done():
+		k.fetchMu.Lock()
+		err := k.fetch(ctx, trigger)
+		k.fetchMu.Unlock()
+		if ctx.Err() != nil {
 			return
-		case <-c.done:
 		}
-		if c.err == nil {
+		if err == nil {
 			backoff, delay, trigger = k.opts.RetryMin, k.opts.RefreshInterval, "interval"
 			continue
 		}
@@ -175,35 +203,74 @@ func (k *RemoteKeys) Keyfunc(t *jwt.Token) (any, error) {
 	if !errors.Is(err, errUnknownKID) {
 		return key, err
 	}
-	c := k.fetchShared("unknown_kid", true)
-	if c == nil {
-		return nil, err // rate-limited: the kid stays unknown until the next allowed fetch
+	// First the unknown-kid fetch running now, if any: it may have what a rotation published.
+	// If not, the next one, which starts after this token arrived.
+	c, ctx, running := k.unknownKIDFetch(true)
+	for c != nil {
+		select {
+		case <-c.done: // bounded by the client's timeout
+		case <-ctx.Done():
+			return nil, err
+		}
+		key, err = k.set.Load().lookup(t)
+		if !running || !errors.Is(err, errUnknownKID) {
+			return key, err
+		}
+		c, ctx, running = k.unknownKIDFetch(false)
 	}
-	<-c.done // bounded by the client's timeout
-	return k.set.Load().lookup(t)
+	return nil, err // rate-limited: the kid stays unknown until the next allowed fetch
 }
 
-// fetchShared joins the fetch in flight or starts one; when limited, a new fetch must pass the
-// unknown-kid rate limit, and nil means it did not.
-func (k *RemoteKeys) fetchShared(trigger string, limited bool) *fetchCall {
+// unknownKIDFetch returns the unknown-kid fetch running now (when joinRunning, and one is:
+// running is then true), or else the next one, which has not started yet, scheduling it when
+// there is none: at once if the rate limit allows, else when it does. It returns nil when
+// RemoteKeys is not started, or when the limit allows the next fetch only after
+// maxUnknownKIDWait.
+func (k *RemoteKeys) unknownKIDFetch(joinRunning bool) (c *fetchCall, ctx context.Context, running bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.cur != nil {
-		return k.cur
+	ctx = k.ctx
+	switch {
+	case ctx == nil || ctx.Err() != nil:
+		return nil, nil, false
+	case joinRunning && k.running != nil:
+		return k.running, ctx, true
+	case k.next != nil:
+		return k.next, ctx, false
 	}
-	if k.ctx == nil || (limited && !k.limiter.Allow()) {
-		return nil
+	r := k.limiter.Reserve()
+	delay := r.Delay()
+	if !r.OK() || delay > maxUnknownKIDWait {
+		r.Cancel()
+		return nil, nil, false
 	}
-	c := &fetchCall{done: make(chan struct{})}
-	k.cur = c
-	go func() {
-		c.err = k.fetch(k.ctx, trigger)
+	c = &fetchCall{done: make(chan struct{})}
+	k.next = c
+	start := func() {
 		k.mu.Lock()
-		k.cur = nil
+		if k.next == c {
+			k.next = nil // from now on, a new unknown kid needs a fetch that starts later
+		}
+		k.running = c
+		k.mu.Unlock()
+		k.fetchMu.Lock()
+		if c.err = ctx.Err(); c.err == nil {
+			c.err = k.fetch(ctx, "unknown_kid")
+		}
+		k.fetchMu.Unlock()
+		k.mu.Lock()
+		if k.running == c {
+			k.running = nil
+		}
 		k.mu.Unlock()
 		close(c.done)
-	}()
-	return c
+	}
+	if delay <= 0 {
+		go start()
+	} else {
+		time.AfterFunc(delay, start)
+	}
+	return c, ctx, false
 }
 
 // fetch discovers the JWKS URL if needed, fetches the set and swaps it in.
@@ -226,6 +293,9 @@ func (k *RemoteKeys) fetch(ctx context.Context, trigger string) (err error) {
 		}
 		if md.JWKSURI == "" {
 			return fmt.Errorf("the metadata of %s has no jwks_uri", k.opts.Issuer)
+		}
+		if err := CheckIssuerURL(md.JWKSURI, k.opts.AllowInsecureHTTP); err != nil {
+			return fmt.Errorf("the metadata of %s names jwks_uri %w", k.opts.Issuer, err)
 		}
 		u = &md.JWKSURI
 		k.jwksURL.Store(u)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -121,7 +122,7 @@ func TestRemoteIssuerDownAtStart(t *testing.T) {
 func TestDiscoveryRFC8414(t *testing.T) {
 	j := newJWKSIssuer(t, "k1")
 	j.onlyRFC = true
-	md, err := Discover(context.Background(), nil, j.URL()+"/")
+	md, err := Discover(context.Background(), nil, j.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,6 +131,13 @@ func TestDiscoveryRFC8414(t *testing.T) {
 	}
 	if _, err := Discover(context.Background(), nil, j.URL()+"/tenant"); err == nil {
 		t.Fatal("discovered an issuer whose metadata names another issuer")
+	}
+	if _, err := Discover(context.Background(), nil, j.URL()+"/"); err == nil || !strings.Contains(err.Error(), "names issuer") {
+		t.Fatalf("discovered a trailing-slash variant of the published issuer: %v", err)
+	}
+	j.onlyRFC = false
+	if _, err := Discover(context.Background(), nil, j.URL()+"/"); err == nil || !strings.Contains(err.Error(), "did not match") {
+		t.Fatalf("OpenID discovery of a trailing-slash variant: %v", err)
 	}
 }
 

@@ -57,6 +57,33 @@ func compileRules(base []string, baseConds []*condition, rules []Rule) ([]rule, 
 	return out, nil
 }
 
+// merge returns a new requirement that needs everything r and o need.
+func (r *requirement) merge(o *requirement) *requirement {
+	m := newRequirement(r.scopes, o.scopes)
+	m.conds = slices.Clone(r.conds)
+	for _, c := range o.conds {
+		if !slices.Contains(m.conds, c) {
+			m.conds = append(m.conds, c)
+		}
+	}
+	return &m
+}
+
+// includes reports whether r needs everything o needs.
+func (r *requirement) includes(o *requirement) bool {
+	for _, s := range o.scopes {
+		if !slices.Contains(r.scopes, s) {
+			return false
+		}
+	}
+	for _, c := range o.conds {
+		if !slices.Contains(r.conds, c) {
+			return false
+		}
+	}
+	return true
+}
+
 // newRequirement merges scope lists, keeping the first occurrence of each scope.
 func newRequirement(lists ...[]string) requirement {
 	var scopes []string
@@ -87,17 +114,36 @@ func matchMethod(ms []string, method string) bool {
 	return false
 }
 
-// cleanPath is the form of a request path that rules judge: rooted, path.Clean'ed (so
-// "/v1/../admin" is judged as "/admin"), the trailing slash kept, lower case.
-func cleanPath(p string) string {
-	if p == "" || p[0] != '/' {
-		p = "/" + p
+// decodePattern percent-decodes a Rule.Path the way request paths are read for matching (see
+// readPath): %2F stays "%2f", and a decoded glob meta character is escaped, so "%2A" is a literal
+// "*".
+func decodePattern(p string) (string, error) {
+	if !strings.Contains(p, "%") {
+		return p, nil
 	}
-	c := path.Clean(p)
-	if c != "/" && p[len(p)-1] == '/' {
-		c += "/"
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c != '%' {
+			b.WriteByte(c)
+			continue
+		}
+		if i+2 >= len(p) || !isHex(p[i+1]) || !isHex(p[i+2]) {
+			return "", fmt.Errorf("malformed percent-encoding at %q", p[i:])
+		}
+		d := unhex(p[i+1])<<4 | unhex(p[i+2])
+		i += 2
+		switch {
+		case d == '/':
+			b.WriteString("%2f")
+		case strings.IndexByte(`*?[]\`, d) >= 0:
+			b.WriteByte('\\')
+			b.WriteByte(d)
+		default:
+			b.WriteByte(d)
+		}
 	}
-	return strings.ToLower(c)
+	return b.String(), nil
 }
 
 // glob is a compiled Rule.Path, lower case.
@@ -119,7 +165,11 @@ func compileGlob(p string) (glob, error) {
 	if p[0] != '/' && p[0] != '*' {
 		return glob{}, errors.New("path must start with / or *")
 	}
-	p = strings.ToLower(p)
+	p, err := decodePattern(p)
+	if err != nil {
+		return glob{}, err
+	}
+	p = lowerPath(p)
 	if _, err := path.Match(p, ""); err != nil {
 		return glob{}, err
 	}
@@ -136,7 +186,7 @@ func compileGlob(p string) (glob, error) {
 	return g, nil
 }
 
-// match reports whether the cleaned path p matches.
+// match reports whether p, one reading of a request path (see readPath), matches.
 func (g glob) match(p string) bool {
 	switch {
 	case g.prefix && g.literal:

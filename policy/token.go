@@ -3,8 +3,10 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -108,15 +110,42 @@ type tokenClaims struct {
 	all map[string]any
 }
 
-// UnmarshalJSON decodes b twice: into the typed claims, and into a map.
+// errNotNumericDate is the cause of a denial for a token whose "exp", "nbf" or "iat" is not a
+// JSON number: golang-jwt's NumericDate would read "1700000000", a string, as a date.
+var errNotNumericDate = errors.New("not a JSON number (RFC 7519 §2 NumericDate)")
+
+// UnmarshalJSON decodes b twice: into a map, and into the typed claims. "exp", "nbf" and "iat"
+// must be JSON numbers (or null, which counts as absent).
 func (c *tokenClaims) UnmarshalJSON(b []byte) error {
-	if err := json.Unmarshal(b, &c.Claims); err != nil {
-		return err
-	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var m map[string]any
 	if err := d.Decode(&m); err != nil {
+		return err
+	}
+	for _, name := range []string{"exp", "nbf", "iat"} {
+		if v, ok := m[name]; ok && v != nil {
+			if _, num := v.(json.Number); !num {
+				return fmt.Errorf("claim %q: %w", name, errNotNumericDate)
+			}
+		}
+	}
+	typed := b
+	if hasCaseVariant(m) {
+		// encoding/json matches field names case-insensitively: "Scope" would fill Scope, and
+		// so widen the token's scopes. Only the exact names may fill the typed claims.
+		exact := make(map[string]any, len(typedClaimNames))
+		for name := range typedClaimNames {
+			if v, ok := m[name]; ok {
+				exact[name] = v
+			}
+		}
+		var err error
+		if typed, err = json.Marshal(exact); err != nil {
+			return err
+		}
+	}
+	if err := json.Unmarshal(typed, &c.Claims); err != nil {
 		return err
 	}
 	for k, v := range m {
@@ -124,6 +153,42 @@ func (c *tokenClaims) UnmarshalJSON(b []byte) error {
 	}
 	c.all = m
 	return nil
+}
+
+// typedClaimNames are the JSON names of the fields of accesstoken.Claims, embedded structs
+// included, lower case: "iss", "sub", "aud", "exp", "nbf", "iat", "jti", "client_id", …
+var typedClaimNames = func() map[string]bool {
+	names := map[string]bool{}
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			switch {
+			case f.Anonymous && name == "":
+				walk(f.Type)
+			case name != "" && name != "-":
+				names[name] = true
+			}
+		}
+	}
+	walk(reflect.TypeFor[accesstoken.Claims]())
+	return names
+}()
+
+// hasCaseVariant reports a claim whose name differs from a typed claim's only by case.
+func hasCaseVariant(m map[string]any) bool {
+	for k := range m {
+		if typedClaimNames[k] {
+			continue
+		}
+		for name := range typedClaimNames {
+			if len(k) == len(name) && strings.EqualFold(k, name) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // normalizeNumbers turns json.Number into int64 when integral and in range, else float64, so that

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,6 +19,7 @@ var (
 	errNotAccessToken = errors.New(`JOSE header "typ" is not at+jwt`)
 	errCritical       = errors.New(`JOSE header "crit" names extensions this edge does not understand`)
 	errRevoked        = errors.New("token revoked")
+	errIDToken        = errors.New("the token is an ID token, not an access token")
 )
 
 // newParser builds the JWT parser shared by every issuer: the "alg" allow-list, strict base64,
@@ -38,7 +40,7 @@ func (g *Gate) verify(raw string) (*Token, *Denial) {
 	var is *issuer
 	switch {
 	case isJWT:
-		if is = g.issuers[issuerKey(iss)]; is == nil {
+		if is = g.issuers[iss]; is == nil {
 			return nil, invalidToken(fmt.Errorf("%w: %q is not a trusted issuer", jwt.ErrTokenInvalidIssuer, clip(iss)))
 		}
 	case g.opaque != nil:
@@ -64,9 +66,13 @@ func (g *Gate) verify(raw string) (*Token, *Denial) {
 // refetch its JWKS for an unknown "kid". The checks only ever reject, so running them on claims
 // whose signature is not yet verified is safe.
 func (is *issuer) checkThenKey(t *jwt.Token) (any, error) {
-	// RFC 9068 §4: reject JWTs that are not access tokens, such as ID tokens (typ "JWT" or none).
-	typ, _ := t.Header["typ"].(string)
-	if !accesstoken.IsAccessTokenType(typ) {
+	// RFC 9068 §4: reject JWTs that are not access tokens, such as ID tokens (typ "JWT" or none),
+	// unless the issuer is known to type its access tokens so (then ID tokens are told apart by
+	// their claims, below).
+	typ, typed := t.Header["typ"].(string)
+	explicit := typed && accesstoken.IsAccessTokenType(typ)
+	_, hasTyp := t.Header["typ"]
+	if !explicit && !(is.acceptJWT && (!hasTyp || typed && isJWTType(typ))) {
 		return nil, errNotAccessToken
 	}
 	// RFC 7515 §4.1.11: a recipient that does not understand a critical extension must reject.
@@ -74,13 +80,50 @@ func (is *issuer) checkThenKey(t *jwt.Token) (any, error) {
 		return nil, errCritical
 	}
 	claims := t.Claims.(*tokenClaims)
-	if issuerKey(claims.Issuer) != issuerKey(is.name) {
+	if claims.Issuer != is.name { // RFC 9068 §4: exactly
 		return nil, jwt.ErrTokenInvalidIssuer
 	}
 	if err := is.validator.Validate(claims); err != nil {
 		return nil, err
 	}
+	if !explicit {
+		if err := is.notIDToken(claims); err != nil {
+			return nil, err
+		}
+	}
+	if claims.ID == "" && is.requiresJTI() {
+		return nil, errNoJTI
+	}
 	return is.keys.Keyfunc(t)
+}
+
+// isJWTType reports a JOSE "typ" of a plain JWT (RFC 7519 §5.1), case-insensitively.
+func isJWTType(typ string) bool {
+	return strings.EqualFold(typ, "JWT") || strings.EqualFold(typ, "application/jwt")
+}
+
+// notIDToken refuses a "typ: JWT" token that is an OpenID Connect ID token rather than an access
+// token (see TrustedIssuer.AcceptJWTType).
+func (is *issuer) notIDToken(c *tokenClaims) error {
+	typClaim, hasTypClaim := c.all["typ"].(string) // Keycloak: "Bearer" or "ID"
+	switch _, nonce := c.all["nonce"]; {
+	case hasTypClaim && !strings.EqualFold(typClaim, "Bearer"):
+		return fmt.Errorf("%w: its typ claim is %q", errIDToken, clip(typClaim))
+	case nonce && !hasTypClaim:
+		return fmt.Errorf("%w: it has a nonce", errIDToken)
+	}
+	for _, name := range []string{"at_hash", "c_hash"} {
+		if _, ok := c.all[name]; ok {
+			return fmt.Errorf("%w: it has %s", errIDToken, name)
+		}
+	}
+	azp, _ := c.all["azp"].(string)
+	for _, a := range c.Audience {
+		if slices.Contains(is.audience, a) && a != azp && a != c.ClientID {
+			return nil // accepted for an audience that is not its own client
+		}
+	}
+	return fmt.Errorf("%w: its audience is its own client (azp or client_id)", errIDToken)
 }
 
 // peekIssuer reads the "iss" of a JWT-shaped token without verifying anything. isJWT is false
