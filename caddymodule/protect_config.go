@@ -99,7 +99,6 @@ func (p *ProtectHandler) compile() error {
 	if p.JWKSURI != "" && p.Issuer == "" {
 		return fmt.Errorf("oauth_protect: jwks_uri %s: name its issuer (issuer <url>)", p.JWKSURI)
 	}
-	repl := caddy.NewReplacer()
 	var trusted []policy.TrustedIssuer
 	p.keys, p.bindings = nil, nil
 	for _, ic := range p.issuerConfigs() {
@@ -108,10 +107,19 @@ func (p *ProtectHandler) compile() error {
 		}
 		ti := policy.TrustedIssuer{Issuer: ic.Issuer, Audience: ic.Audience, AcceptJWTType: ic.AcceptJWTType}
 		if in := ic.Introspection; in != nil {
+			// The introspection credentials fail closed, like the issuer's client secrets.
+			id, err := resolveSecret(in.ClientID)
+			if err != nil {
+				return fmt.Errorf("oauth_protect: issuer %s: client_id: %w", ic.Issuer, err)
+			}
+			secret, err := resolveSecret(in.ClientSecret)
+			if err != nil {
+				return fmt.Errorf("oauth_protect: issuer %s: client_secret: %w", ic.Issuer, err)
+			}
 			ti.Introspection = &policy.Introspection{
 				Endpoint:          in.URL,
-				ClientID:          repl.ReplaceKnown(in.ClientID, ""),
-				ClientSecret:      repl.ReplaceKnown(in.ClientSecret, ""),
+				ClientID:          id,
+				ClientSecret:      secret,
 				MaxCacheTTL:       time.Duration(in.CacheTTL),
 				AllowInsecureHTTP: ic.InsecureHTTP,
 				Client: policy.NewIssuerHTTPClient(policy.ClientOptions{Timeout: 5 * time.Second,

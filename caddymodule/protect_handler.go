@@ -112,6 +112,12 @@ func (p *ProtectHandler) Provision(ctx caddy.Context) error {
 	if err := p.compile(); err != nil {
 		return err
 	}
+	if p.AllowQueryToken {
+		// Caddy's access log records a request's URI as it arrived, before any handler runs;
+		// the gate cannot take the token out of it (docs/design.md, "Logs").
+		p.log.Warn("allow_query_token: access tokens sent in the query string appear in Caddy's access and error logs; " +
+			"filter them in both (log { format filter { request>uri query { replace access_token REDACTED } } })")
+	}
 	app, err := ctx.App("tollgate")
 	if err != nil {
 		return err
