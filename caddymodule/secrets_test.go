@@ -79,3 +79,28 @@ func postStatus(t *testing.T, u string, form url.Values) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestIntrospectionSecretFailsClosed: the edge's introspection credentials fail closed too.
+func TestIntrospectionSecretFailsClosed(t *testing.T) {
+	caddyfile := fmt.Sprintf(`%shttp://127.0.0.1:%s {
+	oauth_protect {
+		issuer https://idp.example {
+			introspection https://idp.example/introspect
+			client_id api
+			client_secret {env.TOLLGATE_TEST_UNSET}
+		}
+		audience https://api.test
+	}
+	respond ok
+}
+`, globalOptions, freePort(t))
+	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfile), nil)
+	if err != nil {
+		t.Fatalf("adapt: %v", err)
+	}
+	err = caddy.Load(cfg, true)
+	t.Cleanup(func() { _ = caddy.Stop() })
+	if err == nil || !strings.Contains(err.Error(), "client_secret: evaluated placeholder {env.TOLLGATE_TEST_UNSET} is empty") {
+		t.Fatalf("load: %v; want the empty placeholder named", err)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"golang.org/x/oauth2"
 
 	"github.com/tollgate-auth/tollgate/internal/redistest"
 	"github.com/tollgate-auth/tollgate/issuer/state"
@@ -316,8 +317,8 @@ func TestRefreshRechecksClientScopes(t *testing.T) {
 // cannot revoke another client's token, nor introspect.
 func TestPublicClientRevokes(t *testing.T) {
 	cfg := clusterConfig(t)
-	cfg.Clients = append(cfg.Clients, Client{ID: "pub", Grants: []string{"password", "refresh_token"},
-		Scopes: []string{"read", "offline_access"}})
+	cfg.Clients = append(cfg.Clients, Client{ID: "pub", Grants: []string{"authorization_code", "refresh_token"},
+		RedirectURIs: []string{"https://app.test/cb"}, Scopes: []string{"read", "offline_access"}})
 	s := newTestServer(t, cfg)
 	login := "grant_type=password&username=alice&password=" + url.QueryEscape(alicePassword) + "&scope=read+offline_access"
 	post := func(path, body string) (int, string) {
@@ -327,10 +328,18 @@ func TestPublicClientRevokes(t *testing.T) {
 		s.ServeHTTP(w, r)
 		return w.Code, w.Body.String()
 	}
-	status, body := post(PathToken, login+"&client_id=pub")
+	verifier := oauth2.GenerateVerifier()
+	code := state.NewSecret()
+	err := s.state.PutCode(context.Background(), code, state.Code{ClientID: "pub", RedirectURI: "https://app.test/cb",
+		Challenge: oauth2.S256ChallengeFromVerifier(verifier), Scopes: []string{"read", "offline_access"}, User: "alice",
+		AuthTime: time.Now().Unix()}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	status, body := post(PathToken, "grant_type=authorization_code&client_id=pub&code="+code+"&code_verifier="+verifier)
 	var tok tokenResponse
 	if status != 200 || jsonDecode([]byte(body), &tok) != nil {
-		t.Fatalf("public password grant: %d %s", status, body)
+		t.Fatalf("public code grant: %d %s", status, body)
 	}
 	_, other := tokenOf(s, login, "cli", "cli-secret")
 	for _, tc := range []struct {
@@ -420,5 +429,32 @@ func TestReplayThroughAnotherClientRevokesNothing(t *testing.T) {
 	}
 	if status, _ := tokenOf(s, redeem, "a", "a-secret"); status != 400 || !s.Revoked(jtiUnverified(t, tok.AccessToken)) {
 		t.Fatal("a replay by the code's own client must revoke what it issued")
+	}
+}
+
+// TestRemovedUserCannotRefresh: a user taken out of the configuration loses their refresh
+// tokens at once (the issuer restarts with the user gone, the store stays).
+func TestRemovedUserCannotRefresh(t *testing.T) {
+	st, err := bolt.Open(filepath.Join(t.TempDir(), "users.db"), bolt.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	cfg := clusterConfig(t)
+	before, err := New(context.Background(), cfg, Deps{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login := "grant_type=password&username=alice&password=" + url.QueryEscape(alicePassword) + "&scope=read+offline_access"
+	_, tok := tokenOf(before, login, "cli", "cli-secret")
+	before.Close()
+	cfg.Users = nil
+	after, err := New(context.Background(), cfg, Deps{Store: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { after.Close() })
+	if status, _ := tokenOf(after, "grant_type=refresh_token&refresh_token="+tok.RefreshToken, "cli", "cli-secret"); status != 400 {
+		t.Fatalf("a removed user's refresh token: %d, want 400", status)
 	}
 }

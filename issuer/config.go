@@ -290,6 +290,11 @@ func (cl Client) Validate() error {
 		if n == GrantClientCredentials && cl.IsPublic() {
 			return fmt.Errorf("a public client (no secret) cannot use client_credentials")
 		}
+		if n == GrantPassword && cl.IsPublic() {
+			// Anyone could use it by naming the client: a password oracle behind only the
+			// throttles (RFC 9700 §2.4 asks that the grant not be used at all).
+			return fmt.Errorf("a public client (no secret) cannot use the password grant")
+		}
 	}
 	needsRedirect := len(cl.Grants) == 0 // the default grant is authorization_code
 	for _, g := range cl.Grants {
@@ -310,15 +315,15 @@ func (cl Client) Validate() error {
 			return fmt.Errorf("redirect URI %q must be an absolute URI without a fragment", u)
 		}
 	}
-	for _, o := range cl.RedirectURIs {
+	for _, o := range append(append([]string(nil), cl.RedirectURIs...), cl.PostLogoutRedirectURIs...) {
 		p, _ := url.Parse(o)
 		switch strings.ToLower(p.Scheme) {
 		case "http":
 			if !IsLoopbackHost(p.Hostname()) {
-				return fmt.Errorf("redirect_uri %q: plain http is allowed only on a loopback host", o)
+				return fmt.Errorf("redirect URI %q: plain http is allowed only on a loopback host", o)
 			}
 		case "javascript", "data", "file", "vbscript", "blob":
-			return fmt.Errorf("redirect_uri %q: the %s scheme cannot be a redirect target", o, p.Scheme)
+			return fmt.Errorf("redirect URI %q: the %s scheme cannot be a redirect target", o, p.Scheme)
 		}
 	}
 	for _, s := range cl.Scopes {

@@ -34,7 +34,7 @@ func (s *Server) withCORS(h http.HandlerFunc) http.HandlerFunc {
 			hdr.Set("Access-Control-Allow-Origin", origin)
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				hdr.Set("Access-Control-Allow-Methods", "GET, POST")
-				hdr.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, DPoP")
+				hdr.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
 				hdr.Set("Access-Control-Max-Age", "600")
 				w.WriteHeader(http.StatusNoContent)
 				return

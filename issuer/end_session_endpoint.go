@@ -98,10 +98,13 @@ func (s *Server) parseIDTokenHint(raw string) (clientID, user string, ok bool) {
 		return "", "", false
 	}
 	claims := jwt.MapClaims{}
-	_, err := jwt.ParseWithClaims(raw, claims, s.keys.Keyfunc, jwt.WithValidMethods([]string{s.cfg.IDTokenSigningAlg}),
+	t, err := jwt.ParseWithClaims(raw, claims, s.keys.Keyfunc, jwt.WithValidMethods([]string{s.cfg.IDTokenSigningAlg}),
 		jwt.WithIssuer(s.issuer), jwt.WithoutClaimsValidation())
 	if err != nil {
 		return "", "", false
+	}
+	if typ, _ := t.Header["typ"].(string); typ != "JWT" {
+		return "", "", false // an access token (at+jwt) is no ID token, even with one key for both
 	}
 	if iss, _ := claims["iss"].(string); iss != s.issuer {
 		return "", "", false

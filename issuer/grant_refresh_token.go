@@ -20,6 +20,9 @@ import (
 // escapes its revocation, however the requests race and on whichever nodes.
 type refreshToken struct{ s *Server }
 
+// errUserGone aborts the refresh of a family whose user was removed from the configuration.
+var errUserGone = errors.New("the user no longer exists")
+
 func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
 	s, c := g.s, req.client
 	presented := req.form["refresh_token"]
@@ -37,10 +40,18 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 				return nil, e
 			}
 			return scopes, nil
+		},
+		User: func(user string) error {
+			if _, ok := s.users.Lookup(user); !ok {
+				return errUserGone
+			}
+			return nil
 		}})
 	switch {
 	case scopeErr != nil:
 		return nil, scopeErr
+	case errors.Is(err, errUserGone):
+		return nil, errInvalidGrant("the refresh token is invalid, expired or revoked")
 	case errors.Is(err, state.ErrOtherClient):
 		return nil, errInvalidGrant("the refresh token was issued to another client")
 	case errors.Is(err, state.ErrReused):

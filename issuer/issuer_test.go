@@ -200,6 +200,12 @@ func TestMetadataAndJWKS(t *testing.T) {
 				t.Errorf("%s: grant %s not listed in %v", path, g, md.GrantTypesSupported)
 			}
 		}
+		// PKCE S256 only, iss in authorization responses (RFC 9207), nothing never issued.
+		if len(md.CodeChallengeMethodsSupported) != 1 || md.CodeChallengeMethodsSupported[0] != "S256" ||
+			!md.AuthorizationResponseISS || contains(md.ClaimsSupported, "c_hash") {
+			t.Errorf("%s: PKCE %v, iss parameter %v, claims %v", path, md.CodeChallengeMethodsSupported,
+				md.AuthorizationResponseISS, md.ClaimsSupported)
+		}
 	}
 	w := httptest.NewRecorder()
 	s.ServeHTTP(w, httptest.NewRequest("GET", testIssuer+PathJWKS, nil))
@@ -298,6 +304,11 @@ func TestConfigErrors(t *testing.T) {
 		{"code client without redirect_uri", Config{Issuer: testIssuer, Clients: []Client{{ID: "c"}}}, "needs a redirect_uri"},
 		{"http redirect off loopback", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", RedirectURIs: []string{"http://app.test/cb"}}}}, "loopback"},
 		{"javascript redirect", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", RedirectURIs: []string{"javascript:alert(1)"}}}}, "cannot be a redirect target"},
+		{"javascript after logout", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", RedirectURIs: []string{"https://a.test/cb"},
+			PostLogoutRedirectURIs: []string{"javascript:alert(1)"}}}}, "cannot be a redirect target"},
+		{"http after logout off loopback", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", RedirectURIs: []string{"https://a.test/cb"},
+			PostLogoutRedirectURIs: []string{"http://app.test/bye"}}}}, "loopback"},
+		{"public password grant", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", Grants: []string{"password"}}}}, "cannot use the password grant"},
 		{"bad consent", Config{Issuer: testIssuer, Clients: []Client{{ID: "c", Consent: "maybe", RedirectURIs: []string{"https://a.test/cb"}}}}, "consent"},
 	}
 	for _, tc := range tests {

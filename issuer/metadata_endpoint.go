@@ -61,7 +61,7 @@ func (s *Server) metadata() metadata {
 	}
 	sort.Strings(grants)
 	claims := map[string]bool{"sub": true, "iss": true, "aud": true, "exp": true, "iat": true, "auth_time": true,
-		"nonce": true, "azp": true, "at_hash": true, "c_hash": true, "email": true, "email_verified": true, "name": true}
+		"nonce": true, "azp": true, "at_hash": true, "email": true, "email_verified": true, "name": true}
 	for _, u := range s.cfg.Users {
 		for k := range u.Claims {
 			claims[k] = true

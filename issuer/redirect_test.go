@@ -53,3 +53,20 @@ func TestThrottleAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestAccessTokenIsNoLogoutHint: with one algorithm (and so one key) for access and ID
+// tokens, an access token whose audience is a client still is no id_token_hint: a page that
+// got hold of it cannot sign its user out silently.
+func TestAccessTokenIsNoLogoutHint(t *testing.T) {
+	cfg := testConfig()
+	cfg.IDTokenSigningAlg = "ES256"
+	s := newTestServer(t, cfg)
+	w := recordToken(s, "grant_type=client_credentials", "odd:id", "p@ss word")
+	var tok tokenResponse
+	if w.Code != 200 || jsonDecode(w.Body.Bytes(), &tok) != nil {
+		t.Fatalf("token: %d %s", w.Code, w.Body)
+	}
+	if _, _, ok := s.parseIDTokenHint(tok.AccessToken); ok {
+		t.Fatal("an access token was taken as an id_token_hint")
+	}
+}

@@ -160,7 +160,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 }
 
 // minSecretLen is the length below which a client secret is called short in the log.
-const minSecretLen = 16
+const minSecretLen = 32
 
 // Issuer returns the issuer identifier, the "iss" of every token.
 func (s *Server) Issuer() string { return s.issuer }

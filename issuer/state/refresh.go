@@ -188,6 +188,9 @@ type RotateRequest struct {
 	// Scopes picks the scopes of the new tokens from those the family was granted; an error
 	// from it aborts the refresh with that error, and the token stays usable.
 	Scopes func(granted []string) ([]string, error)
+	// User, when set, checks that the family's user may still get tokens (a user removed from
+	// the configuration may not); an error from it aborts the refresh with that error.
+	User func(user string) error
 }
 
 // Rotated is the outcome of a successful refresh.
@@ -256,6 +259,11 @@ func (s *State) Rotate(ctx context.Context, req RotateRequest) (*Rotated, error)
 			out.Token = successor
 		default:
 			return s.reuse(f, &deny, &reused, req.Now)
+		}
+		if req.User != nil {
+			if err := req.User(f.User); err != nil {
+				return nil, 0, err
+			}
 		}
 		scopes, err := req.Scopes(f.Scopes)
 		if err != nil {
