@@ -27,18 +27,21 @@ func scrubLoggedHeaders(w http.ResponseWriter) {
 		return
 	}
 	redacted, changed := redactURL(loc)
-	if !changed || buffered(w) {
+	if !changed {
 		return
 	}
-	if err := http.NewResponseController(w).Flush(); err != nil {
+	// Flush first: a handler above that holds the header back until the body (encode does)
+	// then sends it on. Only a handler that buffers the whole response still holds it after.
+	if err := http.NewResponseController(w).Flush(); err != nil || buffered(w) {
 		return
 	}
 	w.Header().Set("Location", redacted)
 }
 
-// buffered reports whether a handler between the server and w holds the response back, as
-// templates or intercept do: Flush then writes nothing yet, and a later change of a header
-// would reach the client.
+// buffered reports whether a handler between the server and w still holds the response back
+// after a Flush, as templates or intercept do: a later change of a header would reach the
+// client. (A recorder that has not seen the header yet reports itself buffered too, which is
+// why the Flush comes first.)
 func buffered(w http.ResponseWriter) bool {
 	for w != nil {
 		if rr, ok := w.(caddyhttp.ResponseRecorder); ok && rr.Buffered() {

@@ -47,6 +47,10 @@ http://127.0.0.1:%[1]s {
 		output file %[3]s/issuer-access.log
 		level DEBUG
 	}
+	# encode above the issuer holds a response's header back until its body comes (a redirect
+	# of a POST has none): the redaction must still happen, after the header has left.
+	encode gzip
+	handle {
 	oauth_issuer {
 		issuer http://127.0.0.1:%[1]s
 		storage bolt %[3]s/tollgate.db
@@ -88,6 +92,7 @@ http://127.0.0.1:%[1]s {
 			scopes read offline_access
 			audience https://api.test
 		}
+	}
 	}
 }
 

@@ -10,6 +10,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/tollgate-auth/tollgate/issuer/state"
+	"github.com/tollgate-auth/tollgate/policy"
 )
 
 // TestSecretsFailClosed: a secret whose placeholder is unset stops the configuration with a
@@ -102,5 +104,13 @@ func TestIntrospectionSecretFailsClosed(t *testing.T) {
 	t.Cleanup(func() { _ = caddy.Stop() })
 	if err == nil || !strings.Contains(err.Error(), "client_secret: evaluated placeholder {env.TOLLGATE_TEST_UNSET} is empty") {
 		t.Fatalf("load: %v; want the empty placeholder named", err)
+	}
+}
+
+// TestLeewayWithinDenyMargin: the edge's largest leeway is the time the issuer keeps revoked
+// tokens denied past their expiry; were it longer, a revoked token could pass in between.
+func TestLeewayWithinDenyMargin(t *testing.T) {
+	if policy.MaxLeeway > state.DenyMargin {
+		t.Fatalf("policy.MaxLeeway %v exceeds state.DenyMargin %v", policy.MaxLeeway, state.DenyMargin)
 	}
 }

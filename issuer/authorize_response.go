@@ -33,7 +33,7 @@ func (s *Server) respondToClient(w http.ResponseWriter, r *http.Request, req *au
 		if i := strings.IndexByte(target, '#'); i >= 0 {
 			target = target[:i]
 		}
-		http.Redirect(w, r, target+"#"+params.Encode(), http.StatusSeeOther)
+		redirectToClient(w, target+"#"+params.Encode())
 	default: // query: keep the registered URI's own query parameters
 		u, _ := url.Parse(req.RedirectURI)
 		q := u.Query()
@@ -41,7 +41,7 @@ func (s *Server) respondToClient(w http.ResponseWriter, r *http.Request, req *au
 			q[k] = v
 		}
 		u.RawQuery = q.Encode()
-		http.Redirect(w, r, u.String(), http.StatusSeeOther)
+		redirectToClient(w, u.String())
 	}
 }
 
@@ -76,4 +76,16 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, e *Error) {
 		msg = "Something went wrong on our side. Please try again in a moment."
 	}
 	ui.Message(w, ui.MessageData{Title: "Sign-in problem", Message: msg, Status: status})
+}
+
+// redirectToClient sends the browser to the client's redirect URI with 303. It always writes a
+// small body: a handler above that holds the header back until the body comes (Caddy's
+// encode) then sends it at once, so the code in Location is on its way before the host
+// redacts it from what its access log sees (caddymodule/log_scrub.go). The body names no URL.
+func redirectToClient(w http.ResponseWriter, target string) {
+	h := w.Header()
+	h.Set("Location", target)
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusSeeOther)
+	_, _ = w.Write([]byte("Redirecting to the application.\n"))
 }

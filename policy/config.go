@@ -12,6 +12,11 @@ import (
 // DefaultLeeway is the clock skew allowed on "exp", "nbf" and "iat" when Config.Leeway is zero.
 const DefaultLeeway = 5 * time.Second
 
+// MaxLeeway is the largest Config.Leeway: Tollgate's issuer keeps a revoked token on its
+// deny-list this long past the token's expiry (issuer/state.DenyMargin), so a longer leeway
+// would let a revoked token pass again.
+const MaxLeeway = 5 * time.Minute
+
 // DefaultCacheSize is the number of verified tokens a Gate remembers when Config.CacheSize is zero.
 // An entry takes about 1–2 KiB (the token's claims, decoded once), so the default bounds the
 // cache to roughly 10–20 MiB.
@@ -76,7 +81,8 @@ type Config struct {
 	// RS512 PS256 PS384 PS512 EdDSA. "none" and the HMAC algorithms are refused: an edge that
 	// verifies with public keys must never accept a token "signed" with one of them.
 	Algorithms []string
-	// Leeway is the clock skew allowed on "exp", "nbf" and "iat". Default: DefaultLeeway.
+	// Leeway is the clock skew allowed on "exp", "nbf" and "iat", at most MaxLeeway. Default:
+	// DefaultLeeway.
 	Leeway time.Duration
 	// AllowEncodedSlashes accepts request paths with an encoded slash (%2F) inside a segment,
 	// for APIs that put one in an identifier ("/projects/group%2Fapp"). Rules then judge the
@@ -124,8 +130,8 @@ func (c Config) withDefaults() (Config, error) {
 	if strings.ContainsFunc(c.Realm, isCTL) {
 		return c, fmt.Errorf("policy: realm %q contains control characters", c.Realm)
 	}
-	if c.Leeway < 0 {
-		return c, fmt.Errorf("policy: negative leeway %s", c.Leeway)
+	if c.Leeway < 0 || c.Leeway > MaxLeeway {
+		return c, fmt.Errorf("policy: leeway %s is not between 0 and %s", c.Leeway, MaxLeeway)
 	}
 	if c.Leeway == 0 {
 		c.Leeway = DefaultLeeway

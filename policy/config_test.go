@@ -29,7 +29,9 @@ func TestNewConfigErrors(t *testing.T) {
 		{name: "scope with space", edit: func(c *Config) { c.Scopes = []string{"read write"} }, want: `scopes: invalid scope "read write"`},
 		{name: "rule scope with quote", edit: func(c *Config) { c.Rules = []Rule{{Path: "/", Scopes: []string{`a"b`}}} }, want: `invalid scope "a\"b"`},
 		{name: "empty scope", edit: func(c *Config) { c.Scopes = []string{""} }, want: "empty scope"},
-		{name: "negative leeway", edit: func(c *Config) { c.Leeway = -time.Second }, want: "negative leeway"},
+		{name: "negative leeway", edit: func(c *Config) { c.Leeway = -time.Second }, want: "is not between 0 and"},
+		// A longer leeway than the issuer's deny-list margin would let revoked tokens pass again.
+		{name: "leeway past the deny-list margin", edit: func(c *Config) { c.Leeway = MaxLeeway + time.Second }, want: "is not between 0 and 5m0s"},
 		{name: "realm with newline", edit: func(c *Config) { c.Realm = "api\r\nSet-Cookie: x=1" }, want: "control characters"},
 		{name: "no key source", keys: KeySource(nil), want: "key source is required"},
 	}

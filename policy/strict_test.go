@@ -140,6 +140,14 @@ func TestAcceptJWTType(t *testing.T) {
 		{name: "ID token: aud is its client_id", cfg: accept, typ: "JWT", edit: set("aud", []string{"webapp"}), err: errIDToken},
 		{name: "aud names the API and the client", cfg: accept, typ: "JWT", edit: set("aud", []string{"webapp", testAudience}, "azp", "webapp")},
 		{name: "aud is a client id, but not this token's", cfg: accept, typ: "JWT", edit: set("aud", "webapp", "client_id", "other")},
+		{name: "ID token: nothing but iss, aud, sub and times", cfg: accept, typ: "JWT", err: errIDToken,
+			edit: func(c jwt.MapClaims) {
+				delete(c, "client_id")
+				delete(c, "scope")
+				c["aud"], c["auth_time"] = "webapp", 1
+			}},
+		{name: "ID token: null markers", cfg: accept, typ: "JWT", edit: set("aud", "webapp", "client_id", nil, "scope", nil), err: errIDToken},
+		{name: "access token with a scope, no client_id", cfg: accept, typ: "JWT", edit: func(c jwt.MapClaims) { delete(c, "client_id") }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -378,6 +386,13 @@ func TestClaimNamesExact(t *testing.T) {
 		if s, _ := v.ClaimText("Scope"); s != "read admin" {
 			t.Errorf("the Scope claim itself is kept as a claim: %q", s)
 		}
+	}
+	// encoding/json folds Unicode too: "ſcope" (long s) and "ſub" are variants of scope and sub.
+	r.Header.Set("Authorization", "Bearer "+k.mint(t, "ES256", "at+jwt", func(c jwt.MapClaims) {
+		c["\u017fcope"], c["\u017fub"] = "read admin", "root"
+	}))
+	if tok, d := g.Authorize(r); d == nil || d.Status != 403 || tok.Claims.Scope != "read" || tok.Claims.Subject == "root" {
+		t.Fatalf("ſcope and ſub beside scope and sub: %v", d)
 	}
 	exp := k.mint(t, "ES256", "at+jwt", func(c jwt.MapClaims) { c["EXP"] = c["exp"]; delete(c, "exp") })
 	if d := authorize(g, exp); d == nil || !errors.Is(d, jwt.ErrTokenRequiredClaimMissing) {

@@ -176,14 +176,16 @@ var typedClaimNames = func() map[string]bool {
 	return names
 }()
 
-// hasCaseVariant reports a claim whose name differs from a typed claim's only by case.
+// hasCaseVariant reports a claim whose name differs from a typed claim's only by case, as
+// encoding/json folds it: Unicode simple folding, so "ſcope" (long s) is a variant of "scope"
+// though it is a byte longer.
 func hasCaseVariant(m map[string]any) bool {
 	for k := range m {
 		if typedClaimNames[k] {
 			continue
 		}
 		for name := range typedClaimNames {
-			if len(k) == len(name) && strings.EqualFold(k, name) {
+			if strings.EqualFold(k, name) {
 				return true
 			}
 		}

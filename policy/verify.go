@@ -117,6 +117,18 @@ func (is *issuer) notIDToken(c *tokenClaims) error {
 			return fmt.Errorf("%w: it has %s", errIDToken, name)
 		}
 	}
+	// An access token says whom it was issued to or what it grants: client_id (RFC 9068), azp,
+	// scope or scp (Entra), roles (Entra app tokens). An ID token with one audience usually has
+	// none of these, and its audience is then its client, maybe this very API's id.
+	marked := false
+	for _, name := range []string{"client_id", "azp", "scope", "scp", "roles"} {
+		if v, ok := c.all[name]; ok && v != nil {
+			marked = true
+		}
+	}
+	if !marked {
+		return fmt.Errorf("%w: it names no client and grants no scope (client_id, azp, scope, scp or roles)", errIDToken)
+	}
 	azp, _ := c.all["azp"].(string)
 	for _, a := range c.Audience {
 		if slices.Contains(is.audience, a) && a != azp && a != c.ClientID {

@@ -310,7 +310,8 @@ func (s *State) reuse(f *Family, deny *[]IssuedAT, reused *bool, now time.Time) 
 // MaxLiveTokens, the oldest are superseded: returned for the deny-list, and kept on record
 // until forget drops them after their denial.
 func record(tokens []IssuedAT, at IssuedAT, now time.Time) (kept, superseded []IssuedAT) {
-	t := now.Unix()
+	// Kept while a verifier's leeway may still accept it (DenyMargin), so a revocation denies it.
+	t := now.Add(-DenyMargin).Unix()
 	kept = make([]IssuedAT, 0, len(tokens)+1)
 	for _, old := range tokens {
 		if old.Exp > t {
