@@ -6,18 +6,17 @@ package caddymodule_test
 import (
 	"context"
 	"fmt"
-	"html"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tollgate-auth/tollgate/internal/pagetest"
 	"golang.org/x/crypto/bcrypt"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -132,11 +131,6 @@ func newPageClient(t *testing.T, issuer string) *pageClient {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
 
-var (
-	hiddenInput = regexp.MustCompile(`<input[^>]*type="hidden"[^>]*>`)
-	inputAttr   = regexp.MustCompile(`(name|value)="([^"]*)"`)
-)
-
 func (p *pageClient) do(method, u string, form url.Values) (*http.Response, string) {
 	p.t.Helper()
 	if strings.HasPrefix(u, "/") {
@@ -157,23 +151,6 @@ func (p *pageClient) do(method, u string, form url.Values) (*http.Response, stri
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return resp, string(b)
-}
-
-// fields reads the hidden inputs of a page.
-func fields(page string) url.Values {
-	out := url.Values{}
-	for _, in := range hiddenInput.FindAllString(page, -1) {
-		var name, value string
-		for _, m := range inputAttr.FindAllStringSubmatch(in, -1) {
-			if m[1] == "name" {
-				name = html.UnescapeString(m[2])
-			} else {
-				value = html.UnescapeString(m[2])
-			}
-		}
-		out.Set(name, value)
-	}
-	return out
 }
 
 // authorize follows an authorization request through sign-in and consent and returns the
@@ -199,12 +176,12 @@ func (p *pageClient) follow(resp *http.Response, body string) (*http.Response, s
 		next, page := p.do("GET", loc, nil)
 		switch {
 		case strings.HasPrefix(loc, "/oauth2/login"):
-			f := fields(page)
+			f := pagetest.HiddenFields(page)
 			f.Set("username", "alice")
 			f.Set("password", "alice-password-value")
 			resp, body = p.do("POST", "/oauth2/login", f)
 		case strings.HasPrefix(loc, "/oauth2/consent"):
-			f := fields(page)
+			f := pagetest.HiddenFields(page)
 			f.Set("decision", "allow")
 			resp, body = p.do("POST", "/oauth2/consent", f)
 		default:
@@ -349,7 +326,7 @@ func TestNoSecretsInCaddyLogs(t *testing.T) {
 	}()
 	dc := newPageClient(t, issuer)
 	_, page := dc.do("GET", da.VerificationURIComplete, nil)
-	f := fields(page)
+	f := pagetest.HiddenFields(page)
 	f.Set("user_code", da.UserCode)
 	if resp, body := dc.follow(dc.do("POST", "/oauth2/device", f)); !strings.Contains(body, "You may return to your device") {
 		t.Fatalf("device verification ended at %d: %.300s", resp.StatusCode, body)

@@ -88,7 +88,7 @@ func FuzzParseAuthRequest(f *testing.F) {
 		f.Add(s[0], s[1], s[2], s[3], s[4], s[5])
 	}
 	cfg := Config{Issuer: fuzzIssuerURL, Clients: fuzzAuthorizeClients}
-	s := newFuzzServer(f, cfg)
+	s := newTestServer(f, cfg)
 	regs := map[string][]string{}
 	for _, c := range fuzzAuthorizeClients {
 		regs[c.ID] = c.RedirectURIs

@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"context"
-	"html"
 	"io"
 	"net"
 	"net/http"
@@ -10,13 +9,13 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
 	"go.uber.org/zap"
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/tollgate-auth/tollgate/internal/pagetest"
 	"github.com/tollgate-auth/tollgate/issuer/store"
 	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
 )
@@ -141,25 +140,8 @@ func (b *browser) post(u string, form url.Values) (*http.Response, string) {
 	return resp, string(body)
 }
 
-var hiddenField = regexp.MustCompile(`<input[^>]*type="hidden"[^>]*>`)
-var attr = regexp.MustCompile(`(name|value)="([^"]*)"`)
-
 // hiddenFields reads a page's hidden inputs.
-func hiddenFields(page string) url.Values {
-	out := url.Values{}
-	for _, in := range hiddenField.FindAllString(page, -1) {
-		var name, value string
-		for _, m := range attr.FindAllStringSubmatch(in, -1) {
-			if m[1] == "name" {
-				name = html.UnescapeString(m[2])
-			} else {
-				value = html.UnescapeString(m[2])
-			}
-		}
-		out.Set(name, value)
-	}
-	return out
-}
+func hiddenFields(page string) url.Values { return pagetest.HiddenFields(page) }
 
 // authorize runs the browser through the authorization endpoint, signing in as alice and
 // answering the consent page with decision, until the issuer redirects outside itself (or

@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"math"
@@ -10,12 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
 )
 
 // Fuzz targets for the token endpoint's form parser and client authentication. Run one with
@@ -26,46 +21,6 @@ import (
 // testdata/fuzz/<FuzzName>/ and from then on runs as a regular test case with `go test`.
 
 const fuzzIssuerURL = "https://auth.fuzz.test"
-
-// fuzzTolerated reports whether the known finding name is listed in TOLLGATE_FUZZ_TOLERATE
-// (comma-separated). A property check that fails for a known, reported finding calls
-// fuzzFail with its name: it fails the test unless the finding is tolerated, so that a long
-// local run can look for other problems before the fix lands. CI never sets it.
-func fuzzTolerated(name string) bool {
-	for _, n := range strings.Split(os.Getenv("TOLLGATE_FUZZ_TOLERATE"), ",") {
-		if strings.TrimSpace(n) == name {
-			return true
-		}
-	}
-	return false
-}
-
-// fuzzFail fails t for the finding name (see fuzzTolerated).
-func fuzzFail(t *testing.T, name, format string, args ...any) {
-	t.Helper()
-	if fuzzTolerated(name) {
-		t.Logf("tolerated known finding %s: "+format, append([]any{name}, args...)...)
-		return
-	}
-	t.Fatalf("finding %s: "+format, append([]any{name}, args...)...)
-}
-
-// newFuzzServer is newTestServer for fuzz targets: an issuer on a fresh bolt file, shared by
-// every input of one fuzzing process.
-func newFuzzServer(tb testing.TB, cfg Config) *Server {
-	tb.Helper()
-	st, err := bolt.Open(filepath.Join(tb.TempDir(), "issuer.db"), bolt.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	s, err := New(context.Background(), cfg, Deps{Store: st})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { s.Close() })
-	return s
-}
 
 // fuzzClients are the token-endpoint clients, with the secrets the properties compare against.
 var fuzzClients = []Client{
@@ -278,7 +233,7 @@ func FuzzAuthenticateClient(f *testing.F) {
 	} {
 		f.Add(s[0], s[1])
 	}
-	s := newFuzzServer(f, fuzzTokenConfig())
+	s := newTestServer(f, fuzzTokenConfig())
 	secrets := map[string]string{}
 	for _, c := range fuzzClients {
 		secrets[c.ID] = c.Secret

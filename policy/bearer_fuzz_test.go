@@ -6,6 +6,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/tollgate-auth/tollgate/internal/fuzztest"
 )
 
 // FuzzBearerToken fuzzes token extraction (RFC 6750 §2): zero, one or two Authorization
@@ -98,7 +100,7 @@ func FuzzBearerToken(f *testing.F) {
 				if g.allowQuery && usesEncodedQueryName(rawQuery) {
 					name = "bearer-encoded-query-name"
 				}
-				fuzzFail(t, name, "allow_query=%v headers %q query %q: token %q, status %d (%v); reference %q, %d",
+				fuzztest.Fail(t, name, "allow_query=%v headers %q query %q: token %q, status %d (%v); reference %q, %d",
 					g.allowQuery, headers, rawQuery, got, status, d, want, wantStatus)
 			}
 			_, _ = g.Authorize(r)

@@ -18,7 +18,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/tollgate-auth/tollgate/internal/fuzztest"
 )
 
 // Fuzz targets for JWT verification at the edge. Run one with
@@ -45,29 +45,6 @@ const (
 	fuzzAudience = "https://api.fuzz.test"
 	fuzzLeeway   = DefaultLeeway
 )
-
-// fuzzTolerated reports whether the known finding name is listed in TOLLGATE_FUZZ_TOLERATE
-// (comma-separated). A property check that fails for a known, reported finding calls
-// fuzzFail with its name: it fails the test unless the finding is tolerated, so that a long
-// local run can look for other problems before the fix lands. CI never sets it.
-func fuzzTolerated(name string) bool {
-	for _, n := range strings.Split(os.Getenv("TOLLGATE_FUZZ_TOLERATE"), ",") {
-		if strings.TrimSpace(n) == name {
-			return true
-		}
-	}
-	return false
-}
-
-// fuzzFail fails t for the finding name (see fuzzTolerated).
-func fuzzFail(t *testing.T, name, format string, args ...any) {
-	t.Helper()
-	if fuzzTolerated(name) {
-		t.Logf("tolerated known finding %s: "+format, append([]any{name}, args...)...)
-		return
-	}
-	t.Fatalf("finding %s: "+format, append([]any{name}, args...)...)
-}
 
 // fuzzKeys is a fixed key set and the KeySource that finds its public keys by "kid".
 type fuzzKeys struct {
@@ -316,7 +293,7 @@ func FuzzGateToken(f *testing.F) {
 		case !ok:
 			t.Fatalf("%s: accepted %q, whose header and payload the test never signed", how, used)
 		case st.finding != "":
-			fuzzFail(t, st.finding, "%s: accepted %q, signed by the test but invalid", how, used)
+			fuzztest.Fail(t, st.finding, "%s: accepted %q, signed by the test but invalid", how, used)
 			return
 		case !k.verifies(st.alg, input, sig):
 			t.Fatalf("%s: accepted %q, whose signature does not verify under the test key with %s", how, used, st.alg)
@@ -441,7 +418,7 @@ func FuzzGateClaims(f *testing.F) {
 			if hasCaseVariantClaim([]byte(payload)) {
 				finding = "claim-name-case"
 			}
-			fuzzFail(t, finding, "accepted (signed %s) header %s payload %s: %s", a, header, payload, why)
+			fuzztest.Fail(t, finding, "accepted (signed %s) header %s payload %s: %s", a, header, payload, why)
 		}
 	})
 }

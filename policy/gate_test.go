@@ -42,6 +42,20 @@ func testConfig() Config {
 	}
 }
 
+// newTestGate is a Gate on testConfig, changed by edit when it is not nil, verifying with k.
+func newTestGate(t *testing.T, k KeySource, edit func(*Config)) *Gate {
+	t.Helper()
+	cfg := testConfig()
+	if edit != nil {
+		edit(&cfg)
+	}
+	g, err := New(cfg, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
 // tamper swaps the payload of a signed token for claims edited by edit, keeping the signature.
 func tamper(t *testing.T, token string, edit func(jwt.MapClaims)) string {
 	t.Helper()
@@ -145,14 +159,7 @@ func TestAuthorize(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig()
-			if tc.cfg != nil {
-				tc.cfg(&cfg)
-			}
-			g, err := New(cfg, k)
-			if err != nil {
-				t.Fatal(err)
-			}
+			g := newTestGate(t, k, tc.cfg)
 			method, target := tc.method, tc.target
 			if method == "" {
 				method = http.MethodGet

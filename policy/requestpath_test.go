@@ -93,14 +93,7 @@ func TestEncodedPathAttacks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig()
-			if tc.cfg != nil {
-				tc.cfg(&cfg)
-			}
-			g, err := New(cfg, k)
-			if err != nil {
-				t.Fatal(err)
-			}
+			g := newTestGate(t, k, tc.cfg)
 			method := tc.method
 			if method == "" {
 				method = "GET"

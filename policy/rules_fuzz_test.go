@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tollgate-auth/tollgate/internal/fuzztest"
 )
 
 // FuzzRuleMatch fuzzes path-rule matching with raw request targets, as they arrive on the
@@ -131,7 +133,7 @@ func FuzzRuleMatch(f *testing.F) {
 				if strings.HasSuffix(reading.path, "/") && !strings.HasSuffix(path.Clean(reading.decoded), "/") {
 					name = "rule-dot-segment-trailing-slash"
 				}
-				fuzzFail(t, name, "%s %q: an upstream reads %q (%s), covered by rule %s %s (scope %s); the Gate asked for %q",
+				fuzztest.Fail(t, name, "%s %q: an upstream reads %q (%s), covered by rule %s %s (scope %s); the Gate asked for %q",
 					method, target, reading.path, reading.how, strings.Join(rules[want].Methods, ","), rules[want].Path,
 					rules[want].Scopes[0], required)
 			}

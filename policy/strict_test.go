@@ -70,14 +70,7 @@ func TestStrictClaims(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig()
-			if tc.cfg != nil {
-				tc.cfg(&cfg)
-			}
-			g, err := New(cfg, k)
-			if err != nil {
-				t.Fatal(err)
-			}
+			g := newTestGate(t, k, tc.cfg)
 			d := authorize(g, k.mint(t, "ES256", "at+jwt", tc.edit))
 			switch {
 			case tc.err == nil && d != nil:
@@ -151,14 +144,7 @@ func TestAcceptJWTType(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := testConfig()
-			if tc.cfg != nil {
-				tc.cfg(&cfg)
-			}
-			g, err := New(cfg, k)
-			if err != nil {
-				t.Fatal(err)
-			}
+			g := newTestGate(t, k, tc.cfg)
 			tok := jwt.NewWithClaims(jwt.SigningMethodES256, baseClaims())
 			if tc.edit != nil {
 				tc.edit(tok.Claims.(jwt.MapClaims))
