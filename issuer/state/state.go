@@ -63,25 +63,25 @@ func until(t time.Time, now time.Time) (time.Duration, bool) {
 
 // get reads the JSON record at key of bucket b: nil, nil when there is none.
 func get[T any](ctx context.Context, st store.Store, b store.Bucket, key string) (*T, error) {
-	raw, err := st.Get(ctx, b, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	return decode[T](b, raw)
+	return found[T](b)(st.Get(ctx, b, key))
 }
 
 // take atomically reads and deletes the JSON record at key of bucket b: nil, nil when there is
 // none.
 func take[T any](ctx context.Context, st store.Store, b store.Bucket, key string) (*T, error) {
-	raw, err := st.Take(ctx, b, key)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
+	return found[T](b)(st.Take(ctx, b, key))
+}
+
+// found decodes what a store read returned: nil, nil for store.ErrNotFound.
+func found[T any](b store.Bucket) func(raw []byte, err error) (*T, error) {
+	return func(raw []byte, err error) (*T, error) {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, nil
+		} else if err != nil {
+			return nil, err
+		}
+		return decode[T](b, raw)
 	}
-	return decode[T](b, raw)
 }
 
 func decode[T any](b store.Bucket, raw []byte) (*T, error) {

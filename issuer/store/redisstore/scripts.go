@@ -6,9 +6,9 @@ import "github.com/redis/go-redis/v9"
 // bucket's index; ARGV[1] is the entry's key within the bucket (the index member). A ttl
 // argument is whole milliseconds, "0" for no expiry.
 
-// indexAdd is the Lua tail that records ARGV[1] in the index with the expiry of a ttl just
-// set (server time, so that no client clock is involved) and forgets members that expired
-// more than a second ago.
+// indexAdd is the Lua head of the write scripts: index records ARGV[1] in the index with the
+// expiry of a ttl just set (server time, so that no client clock is involved) and forgets
+// members that expired more than a second ago; store sets the entry and indexes it.
 const indexAdd = `
 local function index(ttl)
 	local t = redis.call('TIME')
@@ -20,16 +20,22 @@ local function index(ttl)
 	redis.call('ZADD', KEYS[2], score, ARGV[1])
 	redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. string.format('%.0f', now - 1000))
 end
+
+-- store sets the entry to value with ttl (whole ms; 0: none, which also clears an earlier
+-- TTL) and records it in the index.
+local function store(value, ttl)
+	if tonumber(ttl) > 0 then
+		redis.call('SET', KEYS[1], value, 'PX', ttl)
+	else
+		redis.call('SET', KEYS[1], value)
+	end
+	index(ttl)
+end
 `
 
 // putScript stores ARGV[2] with ttl ARGV[3]; a plain SET clears any earlier TTL.
 var putScript = redis.NewScript(indexAdd + `
-if tonumber(ARGV[3]) > 0 then
-	redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-else
-	redis.call('SET', KEYS[1], ARGV[2])
-end
-index(ARGV[3])
+store(ARGV[2], ARGV[3])
 return 1
 `)
 
@@ -102,11 +108,6 @@ if ARGV[3] == 'delete' then
 	redis.call('ZREM', KEYS[2], ARGV[1])
 	return 1
 end
-if tonumber(ARGV[5]) > 0 then
-	redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[5])
-else
-	redis.call('SET', KEYS[1], ARGV[4])
-end
-index(ARGV[5])
+store(ARGV[4], ARGV[5])
 return 1
 `)
