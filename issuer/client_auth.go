@@ -10,9 +10,9 @@ import (
 // (RFC 6749 §2.3.1) by client_secret_basic or client_secret_post, never both. A public client
 // identifies itself with client_id alone and must not send a secret. Every failure is the same
 // invalid_client (401), with a Basic challenge when Basic was tried. Failed secrets are
-// counted per client and address; past the limit, that address is refused for that client
-// before its secret is looked at.
-func (s *Server) authenticateClient(r *http.Request, f form) (*client, *Error) {
+// counted per client and address ip (the request's clientIP); past the limit, that address is
+// refused for that client before its secret is looked at.
+func (s *Server) authenticateClient(r *http.Request, f form, ip string) (*client, *Error) {
 	basic := false
 	var id, secret string
 	var hasSecret bool
@@ -51,7 +51,7 @@ func (s *Server) authenticateClient(r *http.Request, f form) (*client, *Error) {
 		}
 		return c, nil
 	}
-	ctx, ip := r.Context(), s.clientIP(r)
+	ctx := r.Context()
 	allowed, err := s.clientAuthAllowed(ctx, c, ip)
 	if err != nil {
 		return nil, errServer(err)

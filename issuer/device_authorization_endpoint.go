@@ -45,7 +45,8 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 	}
 	// RFC 8628 §3.1: client authentication as at the token endpoint; a public client sends
 	// its client_id.
-	c, e := s.authenticateClient(r, f)
+	ip := s.clientIP(r)
+	c, e := s.authenticateClient(r, f, ip)
 	if e != nil {
 		return nil, e
 	}
@@ -58,7 +59,7 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 	}
 	ctx, now := r.Context(), time.Now()
 	ttl := time.Duration(s.cfg.DeviceCodeTTL)
-	if e := s.boundDeviceCodes(ctx, w, c, s.clientIP(r), now); e != nil {
+	if e := s.boundDeviceCodes(ctx, w, c, ip, now); e != nil {
 		return nil, e
 	}
 	deviceCode := state.NewSecret()

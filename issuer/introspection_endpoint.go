@@ -55,7 +55,7 @@ func (s *Server) tokenAPIRequest(w http.ResponseWriter, r *http.Request, publicO
 	if e != nil {
 		return nil, tokenAPIArgs{}, e
 	}
-	c, e := s.authenticateClient(r, f)
+	c, e := s.authenticateClient(r, f, s.clientIP(r))
 	if e != nil {
 		return nil, tokenAPIArgs{}, e
 	}

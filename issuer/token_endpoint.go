@@ -48,7 +48,8 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if gt == "" {
 		return nil, errInvalidRequest("grant_type is required")
 	}
-	c, e := s.authenticateClient(r, f)
+	ip := s.clientIP(r)
+	c, e := s.authenticateClient(r, f, ip)
 	if e != nil {
 		return nil, e
 	}
@@ -59,5 +60,5 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if !c.grants[gt] {
 		return nil, errUnauthorizedClient("the client is not allowed to use this grant_type")
 	}
-	return g.handle(r.Context(), &tokenRequest{form: f, client: c, grantType: gt, ip: s.clientIP(r)})
+	return g.handle(r.Context(), &tokenRequest{form: f, client: c, grantType: gt, ip: ip})
 }

@@ -250,7 +250,7 @@ func FuzzAuthenticateClient(f *testing.F) {
 		r := request(auth, body)
 		form, fe := parsePostForm(httptest.NewRecorder(), r)
 		if fe == nil {
-			c, e := s.authenticateClient(r, form)
+			c, e := s.authenticateClient(r, form, s.clientIP(r))
 			want := refClientAuth(auth, form, secrets)
 			switch {
 			case e != nil && e.Status >= 500:
