@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -237,5 +238,47 @@ func TestSharedAddressDoesNotLockOutKnownUsers(t *testing.T) {
 	}
 	if status, body := f.passwordFrom(t, shared, "alice", alicePassword); status != 200 {
 		t.Fatalf("alice from the address she used before, after a stranger's guesses from it: %d %s", status, body)
+	}
+}
+
+// TestUnknownClientIDsShareACounter: made-up client ids from one address are counted together,
+// so a stranger cannot fill the store with one counter per invented id, and they are refused
+// together past the limit.
+func TestUnknownClientIDsShareACounter(t *testing.T) {
+	f := newFlowServer(t, lifecycleClients)
+	const ip = "203.0.113.77"
+	for i := range 50 {
+		if status, _ := f.tokenCallFrom(t, ip, PathToken, fmt.Sprintf("made-up-%d", i), "x",
+			url.Values{"grant_type": {"client_credentials"}}); status != http.StatusUnauthorized {
+			t.Fatalf("an unknown client got %d", status)
+		}
+	}
+	if n := f.storedCount(t, "throttle"); n != 1 {
+		t.Fatalf("50 made-up client ids left %d throttle counters, want 1", n)
+	}
+}
+
+// TestThrottlesHoldAcrossNodes: wrong passwords for one user sent at once to two issuers on
+// one Redis are counted together; the right one after them is refused on either node.
+func TestThrottlesHoldAcrossNodes(t *testing.T) {
+	for _, c := range clusters(t, clusterConfig(t)) {
+		if len(c.nodes) < 2 {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			guess := func(n *Server, pw string) int {
+				r := tokenRequestOf("grant_type=password&username=alice&scope=read&password="+url.QueryEscape(pw), basic("cli", "cli-secret"))
+				r.RemoteAddr = "203.0.113.5:4000"
+				w := httptest.NewRecorder()
+				n.ServeHTTP(w, r)
+				return w.Code
+			}
+			burst(50, func(i int) int { return guess(c.node(i), "wrong") })
+			for i, n := range c.nodes {
+				if status := guess(n, alicePassword); status != 400 {
+					t.Fatalf("the right password on node %d after 50 wrong ones spread over both: %d", i, status)
+				}
+			}
+		})
 	}
 }

@@ -149,3 +149,25 @@ func TestSupersededTokensStayUntilDenied(t *testing.T) {
 		t.Fatal("a superseded access token whose denial failed escaped the family's revocation")
 	}
 }
+
+// TestReplayRevokesFamilyEvenIfDenialFails: a replayed code revokes the family its first
+// redemption named, also when the access token's denial cannot be written.
+func TestReplayRevokesFamilyEvenIfDenialFails(t *testing.T) {
+	s, fs, _ := newTestState(t)
+	ctx := t.Context()
+	id, key := NewFamilyKey()
+	red := Redemption{ClientID: "c", JTI: NewID(), ExpiresAt: time.Now().Add(time.Minute).Unix(), Family: key}
+	if err := s.Redeem(ctx, AuthorizationCode, "the-code", red, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	fs.fail.Store(true)
+	if err := s.Redeem(ctx, AuthorizationCode, "the-code", red, time.Hour); err == nil || errors.Is(err, ErrRedeemed) {
+		t.Fatalf("replay with the deny-list down: %v, want the store's error", err)
+	}
+	fs.fail.Store(false)
+	now := time.Now()
+	_, err := s.StartFamily(ctx, id, Family{ClientID: "c", User: "u", Created: now.UnixNano(), Expires: now.Add(time.Hour).Unix()}, now)
+	if !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("the first redemption's family started after the replay: %v", err)
+	}
+}
