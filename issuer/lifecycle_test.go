@@ -61,14 +61,6 @@ func (f *flowServer) refresh(t *testing.T, id, secret, token string, extra ...st
 	return f.tokenCall(t, PathToken, id, secret, form)
 }
 
-func (f *flowServer) jti(t *testing.T, at string) string {
-	claims, err := f.verifyAccessToken(at)
-	if err != nil {
-		t.Fatalf("access token: %v", err)
-	}
-	return claims.ID
-}
-
 func TestRefreshRotationAndReuse(t *testing.T) {
 	f := newFlowServer(t, lifecycleClients)
 	first := f.passwordToken(t, "cli", "cli-secret", "openid", "read", "offline_access")

@@ -137,16 +137,6 @@ func compileIssuers(c Config, keys KeySource) (map[string]*issuer, *issuer, erro
 	return byKey, opaque, nil
 }
 
-// hasAudience reports whether the token's "aud" names one of the issuer's audiences.
-func (is *issuer) hasAudience(aud []string) bool {
-	for _, a := range aud {
-		if slices.Contains(is.audience, a) {
-			return true
-		}
-	}
-	return false
-}
-
 // revoked asks the issuer's deny-list and then the Gate's about jti.
 func (is *issuer) revoked(jti string, global RevocationChecker) bool {
 	if jti == "" {
