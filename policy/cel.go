@@ -115,7 +115,11 @@ func (a *celActivation) ResolveName(name string) (any, bool) {
 // Parent implements interpreter.Activation.
 func (a *celActivation) Parent() interpreter.Activation { return nil }
 
-// cleanRequestPath is the rooted, path.Clean'ed request path, with its case kept.
+// cleanRequestPath is the rooted, path.Clean'ed request path, with its case kept: what CEL
+// sees as request.path. Paths a rule could read differently from the upstream are refused
+// before any condition runs (requestpath.go), so this is the upstream's decoded reading, except
+// that with AllowEncodedSlashes a %2F shows decoded, and ";" parameters stay in their segment:
+// a condition on request.path must allow for both, or use a rule's path instead.
 func cleanRequestPath(p string) string {
 	if p == "" || p[0] != '/' {
 		p = "/" + p
