@@ -51,3 +51,15 @@ func TestScrubLoggedHeaders(t *testing.T) {
 		t.Fatalf("a redirect without secrets was changed: %q", got)
 	}
 }
+
+func TestShownURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://gw:s3cret@idp.test/introspect": "https://gw:xxxxx@idp.test/introspect",
+		"https://idp.test/keys":                 "https://idp.test/keys",
+		"":                                      "",
+	} {
+		if got := shownURL(in); got != want {
+			t.Errorf("shownURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

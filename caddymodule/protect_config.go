@@ -176,7 +176,7 @@ func (p *ProtectHandler) checkTransport(ic IssuerConfig) error {
 		switch {
 		case errors.Is(err, policy.ErrInsecureHTTP) && ic.InsecureHTTP:
 			p.logger().Warn("insecure_http: this issuer's keys or tokens travel in clear over plain http",
-				zap.String("issuer", ic.Issuer), zap.String("url", u))
+				zap.String("issuer", ic.Issuer), zap.String("url", shownURL(u)))
 		case errors.Is(err, policy.ErrInsecureHTTP):
 			return fmt.Errorf("oauth_protect: issuer %s: %w; use https, or give the issuer a block with insecure_http", ic.Issuer, err)
 		case err != nil:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sync/atomic"
 	"time"
 
@@ -189,10 +190,20 @@ func (p *ProtectHandler) startRemote(b *boundKeys) error {
 		return fmt.Errorf("oauth_protect: issuer %s: %w", b.issuer, err)
 	}
 	p.log.Info("issuer is not served by this Caddy; fetching its keys over HTTP",
-		zap.String("issuer", b.issuer), zap.String("jwks_uri", b.jwksURI))
+		zap.String("issuer", b.issuer), zap.String("jwks_uri", shownURL(b.jwksURI)))
 	b.bindRemote(rk)
 	rk.Start(p.ctx)
 	return nil
+}
+
+// shownURL is a URL as the log may show it: a password in it (https://user:pass@host/…)
+// is replaced by "xxxxx".
+func shownURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.User == nil {
+		return raw
+	}
+	return u.Redacted()
 }
 
 // onFetch logs and counts the fetches of one remote issuer's keys.
@@ -200,7 +211,7 @@ func (p *ProtectHandler) onFetch(iss string) func(policy.FetchEvent) {
 	var ready atomic.Bool
 	return func(ev policy.FetchEvent) {
 		p.metrics.fetched(iss, ev.Err == nil)
-		fields := []zap.Field{zap.String("issuer", iss), zap.String("url", ev.URL), zap.String("trigger", ev.Trigger)}
+		fields := []zap.Field{zap.String("issuer", iss), zap.String("url", shownURL(ev.URL)), zap.String("trigger", ev.Trigger)}
 		switch {
 		case ev.Err != nil && !ready.Load():
 			p.log.Error("cannot fetch the issuer's keys; its tokens get 503 until they arrive (retrying with backoff)",
