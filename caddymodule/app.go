@@ -19,7 +19,7 @@ func init() {
 // no entry in the user's config; a reload builds a new registry with the new configuration.
 type App struct {
 	mu         *sync.RWMutex
-	issuers    map[string]*issuer.Server // by issuer URL
+	issuers    map[string]*IssuerHandler // by issuer URL
 	protectors []*ProtectHandler
 	metrics    *protectMetrics
 }
@@ -28,7 +28,7 @@ type App struct {
 func (App) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
 		ID:  "tollgate",
-		New: func() caddy.Module { return &App{mu: new(sync.RWMutex), issuers: map[string]*issuer.Server{}} },
+		New: func() caddy.Module { return &App{mu: new(sync.RWMutex), issuers: map[string]*IssuerHandler{}} },
 	}
 }
 
@@ -42,22 +42,27 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return nil
 }
 
-// registerIssuer makes s findable by protectors of this configuration.
-func (a *App) registerIssuer(s *issuer.Server) error {
+// registerIssuer makes h findable by protectors of this configuration, and starts it with
+// the configuration (Start).
+func (a *App) registerIssuer(h *IssuerHandler) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if _, dup := a.issuers[s.Issuer()]; dup {
-		return fmt.Errorf("issuer %s is configured twice", s.Issuer())
+	if _, dup := a.issuers[h.issuerURL()]; dup {
+		return fmt.Errorf("issuer %s is configured twice", h.issuerURL())
 	}
-	a.issuers[s.Issuer()] = s
+	a.issuers[h.issuerURL()] = h
 	return nil
 }
 
-// lookupIssuer returns the in-process issuer for url, or nil.
+// lookupIssuer returns the in-process issuer for url, or nil. It is meant for Start, once the
+// issuers have started.
 func (a *App) lookupIssuer(url string) *issuer.Server {
 	a.mu.RLock()
 	defer a.mu.RUnlock()
-	return a.issuers[strings.TrimSuffix(url, "/")]
+	if h := a.issuers[strings.TrimSuffix(url, "/")]; h != nil {
+		return h.server
+	}
+	return nil
 }
 
 func (a *App) registerProtector(p *ProtectHandler) {
@@ -66,14 +71,25 @@ func (a *App) registerProtector(p *ProtectHandler) {
 	a.mu.Unlock()
 }
 
-// Start runs after every module is provisioned: it binds each protector's issuers to their keys.
-// An issuer this Caddy serves is bound to its keys in process; any other is fetched over HTTP in
+// Start runs when the configuration starts, never when it is only validated: it opens each
+// issuer's store and starts the issuer, then binds each protector's issuers to their keys. An
+// issuer this Caddy serves is bound to its keys in process; any other is fetched over HTTP in
 // the background, so an issuer that is down does not stop Caddy (its tokens get 503 until the
-// keys arrive).
+// keys arrive). If an issuer cannot start, the configuration does not start, and Caddy cleans
+// up what was opened.
 func (a *App) Start() error {
 	a.mu.RLock()
 	protectors := a.protectors
+	issuers := make([]*IssuerHandler, 0, len(a.issuers))
+	for _, h := range a.issuers {
+		issuers = append(issuers, h)
+	}
 	a.mu.RUnlock()
+	for _, h := range issuers {
+		if err := h.start(); err != nil {
+			return err
+		}
+	}
 	for _, p := range protectors {
 		for _, b := range p.bindings {
 			if s := a.lookupIssuer(b.issuer); s != nil {

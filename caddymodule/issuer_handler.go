@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -29,7 +31,10 @@ type IssuerHandler struct {
 	// directory.
 	Storage *StorageConfig `json:"storage,omitempty"`
 
-	server   *issuer.Server
+	resolved issuer.Config  // Config with its secrets' placeholders replaced, checked at Provision
+	ctx      caddy.Context  // the configuration's context, for start
+	ready    chan struct{}  // closed once start has opened the store and made the server
+	server   *issuer.Server // set by start, before ready is closed
 	storeKey string
 }
 
@@ -41,8 +46,10 @@ func (IssuerHandler) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision opens the store, starts the issuer (issuer.New checks the configuration) and
-// registers it with the tollgate app.
+// Provision checks the configuration and registers the issuer with the tollgate app, without
+// side effects: no store is opened and no file or key is created, so `caddy validate` works on
+// the config a running Caddy holds (whose bolt file is locked) and on configs never run. The
+// tollgate app's Start opens the store and starts the issuer (start).
 func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 	cfg := h.Config
 	cfg.Clients = make([]issuer.Client, len(h.Clients))
@@ -54,26 +61,55 @@ func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 		c.Secret = secret
 		cfg.Clients[i] = c
 	}
+	if err := issuer.CheckConfig(cfg); err != nil {
+		return fmt.Errorf("oauth_issuer %s: %w", h.Issuer, err)
+	}
+	if err := checkStorage(h.Storage); err != nil {
+		return fmt.Errorf("oauth_issuer %s: %w", h.Issuer, err)
+	}
+	h.resolved, h.ctx, h.ready = cfg, ctx, make(chan struct{})
+	app, err := ctx.App("tollgate")
+	if err != nil {
+		return err
+	}
+	return app.(*App).registerIssuer(h)
+}
+
+// issuerURL is the issuer identifier as tokens carry it (no trailing slash).
+func (h *IssuerHandler) issuerURL() string { return strings.TrimSuffix(h.Issuer, "/") }
+
+// start opens the store and starts the issuer: the signing keys are loaded or created, the
+// deny-list is read and the upkeep begins. The tollgate app calls it when the configuration
+// starts; requests that arrive before (Caddy starts its apps in no set order) wait for it.
+func (h *IssuerHandler) start() error {
 	digest := sha256.Sum256([]byte(h.Issuer))
 	st, key, err := openStore(h.Storage, hex.EncodeToString(digest[:8]))
 	if err != nil {
 		return fmt.Errorf("oauth_issuer %s: %w", h.Issuer, err)
 	}
 	h.storeKey = key
-	h.server, err = issuer.New(ctx, cfg, issuer.Deps{Store: st, Logger: ctx.Logger(), ClientIP: clientIP})
+	h.server, err = issuer.New(h.ctx, h.resolved, issuer.Deps{Store: st, Logger: h.ctx.Logger(), ClientIP: clientIP})
 	if err != nil {
 		return fmt.Errorf("oauth_issuer %s: %w", h.Issuer, err)
 	}
-	app, err := ctx.App("tollgate")
-	if err != nil {
-		return err
-	}
-	return app.(*App).registerIssuer(h.server)
+	close(h.ready)
+	return nil
 }
+
+// startWait bounds how long a request waits for the issuer to start.
+const startWait = 10 * time.Second
 
 // ServeHTTP serves the issuer's own paths and passes every other request on. Codes and tokens
 // in a redirect are redacted from what Caddy's access log sees once the response has left.
 func (h *IssuerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	select {
+	case <-h.ready:
+	default:
+		if !h.waitStarted(r) {
+			w.Header().Set("Retry-After", "1")
+			return caddyhttp.Error(http.StatusServiceUnavailable, errors.New("oauth_issuer: the issuer is still starting"))
+		}
+	}
 	if route := h.server.Route(r.URL.Path); route != nil {
 		route.ServeHTTP(w, r)
 		scrubLoggedHeaders(w)
@@ -82,7 +118,21 @@ func (h *IssuerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 	return next.ServeHTTP(w, r)
 }
 
-// Cleanup stops the issuer's upkeep and releases the store; it is safe when Provision failed.
+// waitStarted waits for start, at most startWait or until the request is cancelled.
+func (h *IssuerHandler) waitStarted(r *http.Request) bool {
+	t := time.NewTimer(startWait)
+	defer t.Stop()
+	select {
+	case <-h.ready:
+		return true
+	case <-r.Context().Done():
+	case <-t.C:
+	}
+	return false
+}
+
+// Cleanup stops the issuer's upkeep and releases the store; it is safe when Provision or start
+// failed or never ran.
 func (h *IssuerHandler) Cleanup() error {
 	if h.server != nil {
 		_ = h.server.Close()

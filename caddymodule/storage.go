@@ -44,21 +44,55 @@ type pooledStore struct{ store.Store }
 // Destruct closes the store.
 func (p pooledStore) Destruct() error { return p.Close() }
 
-// openStore opens (or reuses) the store described by cfg and returns it with the pool key to
-// release in Cleanup.
-func openStore(cfg *StorageConfig, defaultName string) (store.Store, string, error) {
-	backend, path := "bolt", ""
+// checkStorage checks cfg without opening anything, so that a configuration can be validated
+// while another process holds its store (caddy validate of the running config): the backend is
+// known, its settings fit it, and a Redis URL's placeholders resolve and it parses.
+func checkStorage(cfg *StorageConfig) error {
+	backend, path, url := storageSettings(cfg)
+	switch backend {
+	case "bolt":
+		if url != "" {
+			return fmt.Errorf("storage bolt: url is for the redis backend; bolt takes a path")
+		}
+		return nil
+	case "redis":
+		if path != "" {
+			return fmt.Errorf("storage redis: path is for the bolt backend; redis takes a url")
+		}
+		resolved, err := redisURL(cfg)
+		if err != nil {
+			return err
+		}
+		if err := redisstore.CheckURL(resolved); err != nil {
+			return fmt.Errorf("storage redis: %w", err)
+		}
+		return nil
+	default:
+		return fmt.Errorf("storage backend %q is not supported (supported: bolt, redis)", backend)
+	}
+}
+
+// storageSettings returns cfg's backend (default bolt), path and URL as configured.
+func storageSettings(cfg *StorageConfig) (backend, path, url string) {
+	backend = "bolt"
 	if cfg != nil {
 		if cfg.Backend != "" {
 			backend = cfg.Backend
 		}
-		path = cfg.Path
+		path, url = cfg.Path, cfg.URL
 	}
+	return backend, path, url
+}
+
+// openStore opens (or reuses) the store described by cfg and returns it with the pool key to
+// release in Cleanup. It runs when the configuration starts, never while it is only validated.
+func openStore(cfg *StorageConfig, defaultName string) (store.Store, string, error) {
+	if err := checkStorage(cfg); err != nil {
+		return nil, "", err
+	}
+	backend, path, _ := storageSettings(cfg)
 	switch backend {
 	case "bolt":
-		if cfg != nil && cfg.URL != "" {
-			return nil, "", fmt.Errorf("storage bolt: url is for the redis backend; bolt takes a path")
-		}
 		if path == "" {
 			path = filepath.Join(caddy.AppDataDir(), "tollgate", defaultName+".db")
 		}
@@ -78,14 +112,25 @@ func openStore(cfg *StorageConfig, defaultName string) (store.Store, string, err
 			return nil, "", fmt.Errorf("storage bolt %s: %w", abs, err)
 		}
 		return v.(pooledStore).Store, key, nil
-	case "redis":
-		if path != "" {
-			return nil, "", fmt.Errorf("storage redis: path is for the bolt backend; redis takes a url")
-		}
+	default: // redis: checkStorage knows no other
 		return openRedis(cfg, defaultName)
-	default:
-		return nil, "", fmt.Errorf("storage backend %q is not supported (supported: bolt, redis)", backend)
 	}
+}
+
+// redisURL is the Redis URL of cfg with its placeholders replaced. The URL may hold a password:
+// an empty placeholder in it must not connect without one.
+func redisURL(cfg *StorageConfig) (string, error) {
+	var url string
+	if cfg != nil {
+		var err error
+		if url, err = resolveSecret(cfg.URL); err != nil {
+			return "", fmt.Errorf("storage redis: url: %w", err)
+		}
+	}
+	if url == "" {
+		return "", fmt.Errorf("storage redis: no URL")
+	}
+	return url, nil
 }
 
 // redisOpenTimeout bounds the ping at Open; the store's own timeouts bound it too.
@@ -93,16 +138,9 @@ const redisOpenTimeout = 10 * time.Second
 
 // openRedis opens (or reuses) the redis store of cfg for the issuer named defaultName.
 func openRedis(cfg *StorageConfig, defaultName string) (store.Store, string, error) {
-	var url string
-	if cfg != nil {
-		// The URL may hold a password: an empty placeholder in it must not connect without one.
-		var err error
-		if url, err = resolveSecret(cfg.URL); err != nil {
-			return nil, "", fmt.Errorf("storage redis: url: %w", err)
-		}
-	}
-	if url == "" {
-		return nil, "", fmt.Errorf("storage redis: no URL")
+	url, err := redisURL(cfg)
+	if err != nil {
+		return nil, "", err
 	}
 	redisLoggerOnce.Do(func() { redis.SetLogger(redisLogger{caddy.Log().Named("tollgate.redis")}) })
 	prefix := redisstore.DefaultKeyPrefix + ":" + defaultName

@@ -61,6 +61,29 @@ type Server struct {
 	log          *zap.Logger
 }
 
+// CheckConfig checks cfg as New would, without a store and without side effects: no file or key
+// is created and nothing is started; a users file is only read. A host validating a
+// configuration that may never run (caddy validate) calls it instead of New.
+func CheckConfig(cfg Config) error {
+	cfg = cfg.withDefaults()
+	if err := cfg.Check(); err != nil {
+		return err
+	}
+	if _, err := users.New(staticUsers(cfg), cfg.UsersFile, nil); err != nil {
+		return fmt.Errorf("issuer: users: %w", err)
+	}
+	return nil
+}
+
+// staticUsers are cfg's users as the users package takes them.
+func staticUsers(cfg Config) []users.Static {
+	static := make([]users.Static, len(cfg.Users))
+	for i, u := range cfg.Users {
+		static[i] = users.Static{Name: u.Name, PasswordHash: u.PasswordHash, Claims: u.Claims}
+	}
+	return static
+}
+
 // New checks cfg, loads (or creates) the signing keys in deps.Store and returns a Server.
 func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	cfg = cfg.withDefaults()
@@ -104,11 +127,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if err := s.keys.Rotate(ctx, s.rotation()); err != nil {
 		return nil, err
 	}
-	static := make([]users.Static, len(cfg.Users))
-	for i, u := range cfg.Users {
-		static[i] = users.Static{Name: u.Name, PasswordHash: u.PasswordHash, Claims: u.Claims}
-	}
-	if s.users, err = users.New(static, cfg.UsersFile, s.log); err != nil {
+	if s.users, err = users.New(staticUsers(cfg), cfg.UsersFile, s.log); err != nil {
 		return nil, fmt.Errorf("issuer: users: %w", err)
 	}
 	s.cors = s.corsOrigins()

@@ -77,15 +77,9 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Store, error) {
 	if strings.ContainsAny(prefix, "{}") {
 		return nil, fmt.Errorf("store/redis: key prefix %q contains '{' or '}'", prefix)
 	}
-	if _, err := url.Parse(rawURL); err != nil {
-		if strings.Contains(shown, "xxxxx@") {
-			return nil, fmt.Errorf("store/redis: %s is not a valid URL", shown) // the reason may quote the password
-		}
-		return nil, fmt.Errorf("store/redis: %s is not a valid URL: %v", shown, errors.Unwrap(err))
-	}
-	ro, err := redis.ParseURL(rawURL)
+	ro, err := parseURL(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("store/redis: open %s: %s", shown, scrub(err.Error(), rawURL))
+		return nil, err
 	}
 	ro.DialTimeout = orDefault(opts.DialTimeout)
 	ro.ReadTimeout = orDefault(opts.ReadTimeout)
@@ -154,6 +148,29 @@ func orDefault(d time.Duration) time.Duration {
 		return DefaultTimeout
 	}
 	return d
+}
+
+// CheckURL says whether rawURL is a Redis URL that Open accepts, without connecting. Its error
+// shows the URL with the password redacted.
+func CheckURL(rawURL string) error {
+	_, err := parseURL(rawURL)
+	return err
+}
+
+// parseURL parses rawURL into client options; its errors never quote the password.
+func parseURL(rawURL string) (*redis.Options, error) {
+	shown := redact(rawURL)
+	if _, err := url.Parse(rawURL); err != nil {
+		if strings.Contains(shown, "xxxxx@") {
+			return nil, fmt.Errorf("store/redis: %s is not a valid URL", shown) // the reason may quote the password
+		}
+		return nil, fmt.Errorf("store/redis: %s is not a valid URL: %v", shown, errors.Unwrap(err))
+	}
+	ro, err := redis.ParseURL(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("store/redis: open %s: %s", shown, scrub(err.Error(), rawURL))
+	}
+	return ro, nil
 }
 
 // redact returns rawURL with the password replaced by "xxxxx", also when rawURL does not
