@@ -7,12 +7,12 @@ import (
 )
 
 // metadata is the authorization server metadata (RFC 8414 §2), also served as the OpenID
-// Connect discovery document. It lists only what this build implements.
+// Connect discovery document. It lists only what the configured clients can use.
 type metadata struct {
 	Issuer                            string   `json:"issuer"`
 	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
 	TokenEndpoint                     string   `json:"token_endpoint"`
-	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint"`
+	DeviceAuthorizationEndpoint       string   `json:"device_authorization_endpoint,omitempty"`
 	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
 	JWKSURI                           string   `json:"jwks_uri"`
 	EndSessionEndpoint                string   `json:"end_session_endpoint"`
@@ -27,7 +27,7 @@ type metadata struct {
 	SubjectTypesSupported             []string `json:"subject_types_supported"`
 	IDTokenSigningAlgs                []string `json:"id_token_signing_alg_values_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
 	ClaimsSupported                   []string `json:"claims_supported"`
 	PromptValuesSupported             []string `json:"prompt_values_supported"`
 	AccessTokenSigningAlgs            []string `json:"access_token_signing_alg_values_supported,omitempty"`
@@ -43,60 +43,103 @@ func (s *Server) metadataDocument() []byte {
 	return b
 }
 
+// metadata describes what the configured clients can use, not everything the code could do:
+// a grant, response type, response mode, authentication method or scope is listed only when
+// some client may use it (tools such as MCP clients warn about, or choose, what is advertised).
 func (s *Server) metadata() metadata {
-	scopes := map[string]bool{"openid": true, "profile": true, "email": true, "offline_access": true}
-	for _, c := range s.cfg.Clients {
-		for _, sc := range c.Scopes {
-			scopes[sc] = true
+	var (
+		grants, scopes, authMethods  = set{}, set{}, set{}
+		responseTypes, responseModes = set{}, set{}
+		code, implicit, device       bool
+	)
+	for _, c := range s.clients {
+		for g := range c.grants {
+			grants.add(g)
 		}
+		for sc := range c.scopes {
+			scopes.add(sc)
+		}
+		if c.public() {
+			authMethods.add("none")
+		} else {
+			authMethods.add("client_secret_basic", "client_secret_post")
+		}
+		if c.grants[GrantAuthorizationCode] {
+			code = true
+			responseTypes.add("code")
+			responseModes.add("query", "fragment", "form_post")
+		}
+		if c.grants[GrantImplicit] {
+			implicit = true
+			responseTypes.add("token")
+			if c.scopes["openid"] {
+				responseTypes.add("id_token", "id_token token")
+			}
+			responseModes.add("fragment", "form_post")
+		}
+		device = device || c.grants[GrantDeviceCode]
 	}
-	list := make([]string, 0, len(scopes))
-	for sc := range scopes {
-		list = append(list, sc)
+	// Introspection takes confidential clients only; revocation any client (RFC 7009 §2.1).
+	secretMethods := []string{}
+	if authMethods["client_secret_basic"] {
+		secretMethods = []string{"client_secret_basic", "client_secret_post"}
 	}
-	sort.Strings(list)
-	grants := make([]string, 0, len(s.grants))
-	for g := range s.grants {
-		grants = append(grants, g)
-	}
-	sort.Strings(grants)
-	claims := map[string]bool{"sub": true, "iss": true, "aud": true, "exp": true, "iat": true, "auth_time": true,
+	claims := set{"sub": true, "iss": true, "aud": true, "exp": true, "iat": true, "auth_time": true,
 		"nonce": true, "azp": true, "at_hash": true, "email": true, "email_verified": true, "name": true}
 	for _, u := range s.cfg.Users {
 		for k := range u.Claims {
-			claims[k] = true
+			claims.add(k)
 		}
 	}
-	claimList := make([]string, 0, len(claims))
-	for k := range claims {
-		claimList = append(claimList, k)
-	}
-	sort.Strings(claimList)
-	return metadata{
+	md := metadata{
 		Issuer:                            s.issuer,
 		AuthorizationEndpoint:             s.endpoint(PathAuthorize),
 		TokenEndpoint:                     s.endpoint(PathToken),
-		DeviceAuthorizationEndpoint:       s.endpoint(PathDeviceAuthorization),
 		UserinfoEndpoint:                  s.endpoint(PathUserinfo),
 		JWKSURI:                           s.endpoint(PathJWKS),
 		EndSessionEndpoint:                s.endpoint(PathEndSession),
 		IntrospectionEndpoint:             s.endpoint(PathIntrospect),
 		RevocationEndpoint:                s.endpoint(PathRevoke),
-		IntrospectionAuthMethods:          []string{"client_secret_basic", "client_secret_post"},
-		RevocationAuthMethods:             []string{"client_secret_basic", "client_secret_post"},
-		ScopesSupported:                   list,
-		ResponseTypesSupported:            []string{"code", "token", "id_token", "id_token token"},
-		ResponseModesSupported:            []string{"query", "fragment", "form_post"},
-		GrantTypesSupported:               append(grants, GrantImplicit),
+		IntrospectionAuthMethods:          secretMethods,
+		RevocationAuthMethods:             authMethods.sorted(),
+		ScopesSupported:                   scopes.sorted(),
+		ResponseTypesSupported:            responseTypes.sorted(),
+		ResponseModesSupported:            responseModes.sorted(),
+		GrantTypesSupported:               grants.sorted(),
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgs:                []string{s.cfg.IDTokenSigningAlg},
-		TokenEndpointAuthMethodsSupported: []string{"client_secret_basic", "client_secret_post", "none"},
-		CodeChallengeMethodsSupported:     []string{"S256"},
-		ClaimsSupported:                   claimList,
+		TokenEndpointAuthMethodsSupported: authMethods.sorted(),
+		ClaimsSupported:                   claims.sorted(),
 		PromptValuesSupported:             []string{"none", "login", "consent", "select_account"},
 		AccessTokenSigningAlgs:            []string{s.cfg.SigningAlg},
-		AuthorizationResponseISS:          true,
+		AuthorizationResponseISS:          code || implicit,
 	}
+	if code {
+		md.CodeChallengeMethodsSupported = []string{"S256"}
+	}
+	if device {
+		md.DeviceAuthorizationEndpoint = s.endpoint(PathDeviceAuthorization)
+	}
+	return md
+}
+
+// set is a set of strings, listed sorted.
+type set map[string]bool
+
+func (m set) add(v ...string) {
+	for _, x := range v {
+		m[x] = true
+	}
+}
+
+// sorted lists the members in order; an empty set is an empty list, not null.
+func (m set) sorted() []string {
+	out := make([]string, 0, len(m))
+	for x := range m {
+		out = append(out, x)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request) {
