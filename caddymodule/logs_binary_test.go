@@ -119,22 +119,38 @@ http://127.0.0.1:%[2]s {
 `
 
 // pageClient walks the issuer's pages as a person with a browser would, by the HTML contract.
+// An issuer under a path (http://host/a) is walked the same way: its pages are under base.
 type pageClient struct {
 	t      *testing.T
-	issuer string
+	origin string // the issuer's scheme and host
+	base   string // the issuer's path, "" at the root of its host
 	c      *http.Client
 }
 
 func newPageClient(t *testing.T, issuer string) *pageClient {
-	jar, _ := cookiejar.New(nil)
-	return &pageClient{t: t, issuer: issuer, c: &http.Client{Jar: jar, Timeout: 10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	return newPageClientJar(t, issuer, nil)
 }
 
+// newPageClientJar is newPageClient sharing a cookie jar (nil: a new one), as several tabs of one
+// browser do.
+func newPageClientJar(t *testing.T, issuer string, jar http.CookieJar) *pageClient {
+	if jar == nil {
+		jar, _ = cookiejar.New(nil)
+	}
+	u, err := url.Parse(issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &pageClient{t: t, origin: u.Scheme + "://" + u.Host, base: strings.TrimSuffix(u.Path, "/"),
+		c: &http.Client{Jar: jar, Timeout: 10 * time.Second,
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// do sends a request; a u starting with "/" is a path on the issuer's host (a Location, say).
 func (p *pageClient) do(method, u string, form url.Values) (*http.Response, string) {
 	p.t.Helper()
 	if strings.HasPrefix(u, "/") {
-		u = p.issuer + u
+		u = p.origin + u
 	}
 	var body io.Reader
 	if form != nil {
@@ -157,7 +173,7 @@ func (p *pageClient) do(method, u string, form url.Values) (*http.Response, stri
 // Location of the redirect back to the client.
 func (p *pageClient) authorize(params url.Values) string {
 	p.t.Helper()
-	resp, body := p.follow(p.do("GET", "/oauth2/authorize?"+params.Encode(), nil))
+	resp, body := p.follow(p.do("GET", p.base+"/oauth2/authorize?"+params.Encode(), nil))
 	if resp.StatusCode/100 != 3 {
 		p.t.Fatalf("authorization stopped at %d: %.300s", resp.StatusCode, body)
 	}
@@ -170,20 +186,20 @@ func (p *pageClient) follow(resp *http.Response, body string) (*http.Response, s
 	p.t.Helper()
 	for range 10 {
 		loc := resp.Header.Get("Location")
-		if resp.StatusCode/100 != 3 || !strings.HasPrefix(loc, "/") {
+		if resp.StatusCode/100 != 3 || !strings.HasPrefix(loc, p.base+"/") {
 			return resp, body
 		}
 		next, page := p.do("GET", loc, nil)
 		switch {
-		case strings.HasPrefix(loc, "/oauth2/login"):
+		case strings.HasPrefix(loc, p.base+"/oauth2/login"):
 			f := pagetest.HiddenFields(page)
 			f.Set("username", "alice")
 			f.Set("password", "alice-password-value")
-			resp, body = p.do("POST", "/oauth2/login", f)
-		case strings.HasPrefix(loc, "/oauth2/consent"):
+			resp, body = p.do("POST", p.base+"/oauth2/login", f)
+		case strings.HasPrefix(loc, p.base+"/oauth2/consent"):
 			f := pagetest.HiddenFields(page)
 			f.Set("decision", "allow")
-			resp, body = p.do("POST", "/oauth2/consent", f)
+			resp, body = p.do("POST", p.base+"/oauth2/consent", f)
 		default:
 			resp, body = next, page
 		}

@@ -41,21 +41,23 @@ type Deps struct {
 
 // Server is a running authorization server. It is safe for concurrent use.
 type Server struct {
-	cfg     Config
-	issuer  string // the issuer URL, exactly as configured (without a trailing slash)
-	base    string // the issuer URL's path, without a trailing slash
-	realm   string
-	state   *state.State
-	denied  *state.DenyList
-	keys    *keys.Manager
-	clients map[string]*client
-	grants  map[string]grant
-	routes  map[string]http.Handler
-	users   *users.Directory
-	stop    context.CancelFunc // ends the background upkeep
-	done    chan struct{}      // closed when the upkeep has ended
-	cors    map[string]bool
-	ipOf    func(*http.Request) string
+	cfg    Config
+	issuer string // the issuer URL, exactly as configured (without a trailing slash)
+	base   string // the issuer URL's path, without a trailing slash
+	// cookieSuffix keeps the cookies of issuers under different paths of one host apart.
+	cookieSuffix string
+	realm        string
+	state        *state.State
+	denied       *state.DenyList
+	keys         *keys.Manager
+	clients      map[string]*client
+	grants       map[string]grant
+	routes       map[string]http.Handler
+	users        *users.Directory
+	stop         context.CancelFunc // ends the background upkeep
+	done         chan struct{}      // closed when the upkeep has ended
+	cors         map[string]bool
+	ipOf         func(*http.Request) string
 	// metadataJSON is the RFC 8414 / OpenID discovery document, built once.
 	metadataJSON []byte
 	log          *zap.Logger
@@ -95,13 +97,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	}
 	u, _ := ParseIssuerURL(cfg.Issuer) // Validate checked it
 	s := &Server{
-		cfg:    cfg,
-		issuer: strings.TrimSuffix(cfg.Issuer, "/"),
-		base:   strings.TrimSuffix(u.EscapedPath(), "/"),
-		realm:  u.Host,
-		denied: state.NewDenyList(),
-		log:    deps.Logger,
-		ipOf:   deps.ClientIP,
+		cfg:          cfg,
+		issuer:       strings.TrimSuffix(cfg.Issuer, "/"),
+		base:         strings.TrimSuffix(u.EscapedPath(), "/"),
+		cookieSuffix: cookieSuffixFor(strings.TrimSuffix(u.EscapedPath(), "/")),
+		realm:        u.Host,
+		denied:       state.NewDenyList(),
+		log:          deps.Logger,
+		ipOf:         deps.ClientIP,
 	}
 	s.state = state.New(deps.Store, state.Options{
 		FamilyIdle:    time.Duration(cfg.RefreshTokenIdleTTL),
