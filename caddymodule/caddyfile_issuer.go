@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -67,8 +68,15 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	        loopback_any_port             # a confidential client's loopback redirect URIs take any port
 //	    }
 //	}
+//
+// Every mistake is reported at the line of the value it is about: the rules that issuer.New
+// applies to a single value (issuer.CheckSigningAlg, CheckDuration, CheckGrant,
+// CheckRedirectURI, …) run here as each line is read, duplicate users and clients at their
+// second user or client line, and settings of one client that do not go together at its client
+// line. New applies the same rules again, for JSON configurations.
 func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
+	directive := d.Token()
 	if d.NextArg() {
 		return d.ArgErr()
 	}
@@ -88,47 +96,47 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Storage = st
 		case "access_token_ttl":
-			if err := parseDuration(d, &h.AccessTokenTTL); err != nil {
+			if err := parseIssuerDuration(d, &h.AccessTokenTTL); err != nil {
 				return err
 			}
 		case "refresh_token_ttl":
-			if err := parseDuration(d, &h.RefreshTokenTTL); err != nil {
+			if err := parseIssuerDuration(d, &h.RefreshTokenTTL); err != nil {
 				return err
 			}
 		case "refresh_token_idle_ttl":
-			if err := parseDuration(d, &h.RefreshTokenIdleTTL); err != nil {
+			if err := parseIssuerDuration(d, &h.RefreshTokenIdleTTL); err != nil {
 				return err
 			}
 		case "refresh_reuse_grace":
-			if err := parseDuration(d, &h.RefreshReuseGrace); err != nil {
+			if err := parseIssuerDuration(d, &h.RefreshReuseGrace); err != nil {
 				return err
 			}
 		case "signing_alg":
-			if !d.AllArgs(&h.SigningAlg) {
-				return d.ArgErr()
+			if err := parseSigningAlg(d, &h.SigningAlg); err != nil {
+				return err
 			}
 		case "key_rotation":
-			if err := parseDuration(d, &h.KeyRotation); err != nil {
+			if err := parseIssuerDuration(d, &h.KeyRotation); err != nil {
 				return err
 			}
 		case "id_token_signing_alg":
-			if !d.AllArgs(&h.IDTokenSigningAlg) {
-				return d.ArgErr()
+			if err := parseSigningAlg(d, &h.IDTokenSigningAlg); err != nil {
+				return err
 			}
 		case "code_ttl":
-			if err := parseDuration(d, &h.CodeTTL); err != nil {
+			if err := parseIssuerDuration(d, &h.CodeTTL); err != nil {
 				return err
 			}
 		case "session_ttl":
-			if err := parseDuration(d, &h.SessionTTL); err != nil {
+			if err := parseIssuerDuration(d, &h.SessionTTL); err != nil {
 				return err
 			}
 		case "device_code_ttl":
-			if err := parseDuration(d, &h.DeviceCodeTTL); err != nil {
+			if err := parseIssuerDuration(d, &h.DeviceCodeTTL); err != nil {
 				return err
 			}
 		case "device_poll_interval":
-			if err := parseDuration(d, &h.DevicePollInterval); err != nil {
+			if err := parseIssuerDuration(d, &h.DevicePollInterval); err != nil {
 				return err
 			}
 		case "cors_origins":
@@ -146,13 +154,13 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 		case "user":
-			u, err := parseUser(d)
+			u, err := parseUser(d, h.Users)
 			if err != nil {
 				return err
 			}
 			h.Users = append(h.Users, u)
 		case "client":
-			c, err := parseClient(d)
+			c, err := parseClient(d, h.Clients)
 			if err != nil {
 				return err
 			}
@@ -162,7 +170,7 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	if h.Issuer == "" {
-		return d.Err("oauth_issuer: the issuer sub-directive is required")
+		return errAt(directive, "oauth_issuer: the issuer sub-directive is required")
 	}
 	return nil
 }
@@ -207,6 +215,40 @@ func parseDuration[D ~int64](d *caddyfile.Dispenser, into *D) error {
 	return nil
 }
 
+// parseIssuerDuration reads the argument of the issuer's duration sub-directive and checks it
+// as issuer.New does (device_code_ttl and device_poll_interval are whole seconds).
+func parseIssuerDuration(d *caddyfile.Dispenser, into *issuer.Duration) error {
+	name := d.Val()
+	if err := parseDuration(d, into); err != nil {
+		return err
+	}
+	if err := issuer.CheckDuration(name, *into); err != nil {
+		return d.WrapErr(err)
+	}
+	return nil
+}
+
+// parseSigningAlg reads `signing_alg <alg>` or `id_token_signing_alg <alg>`: an algorithm the
+// issuer can sign with.
+func parseSigningAlg(d *caddyfile.Dispenser, into *string) error {
+	name := d.Val()
+	if !d.AllArgs(into) {
+		return d.ArgErr()
+	}
+	if err := issuer.CheckSigningAlg(name, *into); err != nil {
+		return d.WrapErr(err)
+	}
+	return nil
+}
+
+// errAt is d.Errf for a token read earlier, such as the line that opened a block: the error
+// names that token's file and line (and import chain), not those of the current token.
+func errAt(tok caddyfile.Token, format string, args ...any) error {
+	at := caddyfile.NewDispenser([]caddyfile.Token{tok})
+	at.Next()
+	return at.Errf(format, args...)
+}
+
 // parseLimits reads a limits block: `<name> <n>` lines, one per issuer.Limits field.
 func parseLimits(d *caddyfile.Dispenser, l *issuer.Limits) error {
 	if d.NextArg() {
@@ -242,10 +284,15 @@ func parseLimits(d *caddyfile.Dispenser, l *issuer.Limits) error {
 	return nil
 }
 
-func parseUser(d *caddyfile.Dispenser) (issuer.User, error) {
+// parseUser reads `user <name> <hash> [{ claim <name> <value> … }]`. Its name and hash are
+// checked at once, at the user line: issuer.CheckUsers after the users before it.
+func parseUser(d *caddyfile.Dispenser, before []issuer.User) (issuer.User, error) {
 	var u issuer.User
 	if !d.Args(&u.Name, &u.PasswordHash) || d.NextArg() {
 		return u, d.Err("user: want `user <name> <password-hash>`")
+	}
+	if err := issuer.CheckUsers(append(slices.Clip(before), u)); err != nil {
+		return u, d.WrapErr(err)
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		if d.Val() != "claim" {
@@ -260,21 +307,35 @@ func parseUser(d *caddyfile.Dispenser) (issuer.User, error) {
 		}
 		u.Claims[k] = v
 	}
-	if err := u.Validate(); err != nil {
-		return u, d.Errf("user %s: %v", u.Name, err)
-	}
 	return u, nil
 }
 
-func parseClient(d *caddyfile.Dispenser) (issuer.Client, error) {
+// parseClient reads `client <id> { … }`. Each value is checked on its line (issuer.CheckGrant,
+// CheckRedirectURI, CheckScope, CheckConsent); then the whole client, after the clients before
+// it (issuer.CheckClients: settings that do not go together, an ID defined twice), at the
+// client line.
+func parseClient(d *caddyfile.Dispenser, before []issuer.Client) (issuer.Client, error) {
 	var c issuer.Client
-	line := d.Line()
+	head := d.Token()
 	if !d.AllArgs(&c.ID) {
 		return c, d.Err("client: want `client <id> { … }`")
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
-		args := d.RemainingArgs()
+		toks := d.RemainingArgsAsTokens()
+		args := make([]string, len(toks))
+		for i, t := range toks {
+			args[i] = t.Text
+		}
+		// each checks every value of the line, reporting a mistake at the value's own token.
+		each := func(check func(string) error) error {
+			for _, t := range toks {
+				if err := check(t.Text); err != nil {
+					return errAt(t, "client %s: %s: %v", c.ID, sub, err)
+				}
+			}
+			return nil
+		}
 		one := func(into *string) error {
 			if len(args) != 1 {
 				return d.Errf("client %s: %s takes one value", c.ID, sub)
@@ -292,16 +353,24 @@ func parseClient(d *caddyfile.Dispenser) (issuer.Client, error) {
 				return c, d.Errf("client %s: secret is empty; remove the secret line for a public client", c.ID)
 			}
 		case "consent":
-			err = one(&c.Consent)
+			if err = one(&c.Consent); err == nil {
+				if err = issuer.CheckConsent(c.Consent); err != nil {
+					err = d.Errf("client %s: %v", c.ID, err)
+				}
+			}
 		case "redirect_uri", "redirect_uris":
+			err = each(issuer.CheckRedirectURI)
 			c.RedirectURIs = append(c.RedirectURIs, args...)
 		case "grants":
+			err = each(issuer.CheckGrant)
 			c.Grants = append(c.Grants, args...)
 		case "scopes":
+			err = each(issuer.CheckScope)
 			c.Scopes = append(c.Scopes, args...)
 		case "audience":
 			c.Audience = append(c.Audience, args...)
 		case "post_logout_redirect_uri", "post_logout_redirect_uris":
+			err = each(issuer.CheckRedirectURI)
 			c.PostLogoutRedirectURIs = append(c.PostLogoutRedirectURIs, args...)
 		case "resource_server":
 			if len(args) != 0 {
@@ -325,8 +394,8 @@ func parseClient(d *caddyfile.Dispenser) (issuer.Client, error) {
 			return c, d.Errf("client %s: %s needs a value", c.ID, sub)
 		}
 	}
-	if err := c.Validate(); err != nil {
-		return c, d.Errf("client %s (line %d): %v", c.ID, line, err)
+	if err := issuer.CheckClients(append(slices.Clip(before), c)); err != nil {
+		return c, errAt(head, "%v", err)
 	}
 	return c, nil
 }

@@ -3,6 +3,7 @@ package caddymodule
 import (
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -70,30 +71,49 @@ func parseProtectCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 // names. Claim conditions are CEL over `claims` (every top-level claim) and `request` (method,
 // path, host, header), e.g. claim `claims.groups.exists(g, g == "admin")`; they are compiled
 // here, so a bad expression is reported with its line and position.
+//
+// Every mistake is reported at the line of the value it is about: the rules that provisioning
+// applies to a single value (policy.CheckAlgorithm, CheckScope, CheckLeeway, CheckRule, the
+// transport check of each issuer URL, …) run here as each line is read, an issuer configured
+// twice at its second issuer line, and settings of one issuer block that do not go together at
+// its issuer line. Provisioning applies the same rules again, for JSON configurations.
 func (p *ProtectHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
+	directive := d.Token()
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	var issuers []IssuerConfig
+	var names []string
+	var where []issuerTokens // the lines of each issuer's URLs
+	var jwksURI caddyfile.Token
 	blockIssuer := false
 	for d.NextBlock(0) {
 		sub := d.Val()
 		switch sub {
 		case "issuer":
-			ic, block, err := parseIssuerBlock(d)
+			ic, at, block, err := parseIssuerBlock(d)
 			if err != nil {
 				return err
 			}
+			names = append(names, ic.Issuer)
+			if err := policy.CheckIssuerNames(names); err != nil {
+				return errAt(at.issuer, "oauth_protect: %v", err)
+			}
 			blockIssuer = blockIssuer || block
 			issuers = append(issuers, ic)
+			where = append(where, at)
 		case "jwks_uri":
 			if !d.AllArgs(&p.JWKSURI) {
 				return d.ArgErr()
 			}
+			jwksURI = d.Token()
 		case "realm":
 			if !d.AllArgs(&p.Realm) {
 				return d.ArgErr()
+			}
+			if err := policy.CheckRealm(p.Realm); err != nil {
+				return d.WrapErr(err)
 			}
 		case "resource":
 			if !d.AllArgs(&p.Resource) {
@@ -102,6 +122,9 @@ func (p *ProtectHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "leeway":
 			if err := parseDuration(d, &p.Leeway); err != nil {
 				return err
+			}
+			if err := policy.CheckLeeway(time.Duration(p.Leeway)); err != nil {
+				return d.WrapErr(err)
 			}
 		case "jwks_refresh":
 			if err := parseDuration(d, &p.JWKSRefresh); err != nil {
@@ -137,10 +160,21 @@ func (p *ProtectHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				p.CacheSize = n
 			}
 		case "audience", "scope", "scopes", "algorithms":
-			args := d.RemainingArgs()
-			if len(args) == 0 {
+			toks := d.RemainingArgsAsTokens()
+			if len(toks) == 0 {
 				return d.ArgErr()
 			}
+			check := policy.CheckScope
+			switch sub {
+			case "audience":
+				check = policy.CheckAudience
+			case "algorithms":
+				check = policy.CheckAlgorithm
+			}
+			if err := checkEach(toks, sub, check); err != nil {
+				return err
+			}
+			args := tokenTexts(toks)
 			switch sub {
 			case "audience":
 				p.Audience = append(p.Audience, args...)
@@ -176,32 +210,76 @@ func (p *ProtectHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	switch {
 	case len(issuers) == 0:
-		return d.Err("oauth_protect: the issuer sub-directive is required")
+		return errAt(directive, "oauth_protect: the issuer sub-directive is required")
 	case len(issuers) == 1 && !blockIssuer:
 		p.Issuer = issuers[0].Issuer
+		if p.JWKSURI != "" {
+			issuers[0].JWKSURI, where[0].jwksURI = p.JWKSURI, jwksURI
+		}
 	case p.JWKSURI != "":
-		return d.Err("oauth_protect: with several issuers (or an issuer block), put jwks_uri inside the issuer's block")
+		return errAt(jwksURI, "oauth_protect: with several issuers (or an issuer block), put jwks_uri inside the issuer's block")
 	default:
 		p.Issuers = issuers
 	}
 	if len(p.Audience) == 0 {
 		for _, ic := range p.Issuers {
 			if len(ic.Audience) == 0 {
-				return d.Err("oauth_protect: the audience sub-directive is required")
+				return errAt(directive, "oauth_protect: the audience sub-directive is required")
 			}
 		}
 		if len(p.Issuers) == 0 {
-			return d.Err("oauth_protect: the audience sub-directive is required")
+			return errAt(directive, "oauth_protect: the audience sub-directive is required")
+		}
+	}
+	// The URLs the edge fetches from, checked as provisioning checks them (plain http only on
+	// loopback or with insecure_http), at the line of the URL that is fetched.
+	for i, ic := range issuers {
+		if err := (&ProtectHandler{}).checkTransport(ic); err != nil {
+			at := where[i].issuer
+			switch {
+			case ic.Introspection != nil:
+				at = where[i].introspection
+			case ic.JWKSURI != "":
+				at = where[i].jwksURI
+			}
+			return errAt(at, "%v", err)
 		}
 	}
 	return nil
 }
 
-// parseIssuerBlock reads `issuer <url> [{ … }]`; block reports whether a block was given.
-func parseIssuerBlock(d *caddyfile.Dispenser) (ic IssuerConfig, block bool, err error) {
-	if !d.AllArgs(&ic.Issuer) {
-		return ic, false, d.ArgErr()
+// issuerTokens are the tokens of an issuer's URLs, to report a mistake about one at its line.
+type issuerTokens struct {
+	issuer, jwksURI, introspection caddyfile.Token
+}
+
+// checkEach checks each argument of the sub-directive sub, reporting a mistake at that
+// argument's token.
+func checkEach(toks []caddyfile.Token, sub string, check func(string) error) error {
+	for _, t := range toks {
+		if err := check(t.Text); err != nil {
+			return errAt(t, "%s: %v", sub, err)
+		}
 	}
+	return nil
+}
+
+// tokenTexts returns the text of each token.
+func tokenTexts(toks []caddyfile.Token) []string {
+	out := make([]string, len(toks))
+	for i, t := range toks {
+		out[i] = t.Text
+	}
+	return out
+}
+
+// parseIssuerBlock reads `issuer <url> [{ … }]`; block reports whether a block was given, at
+// the tokens of its URLs. Settings that do not go together are reported at the issuer line.
+func parseIssuerBlock(d *caddyfile.Dispenser) (ic IssuerConfig, at issuerTokens, block bool, err error) {
+	if !d.AllArgs(&ic.Issuer) {
+		return ic, at, false, d.ArgErr()
+	}
+	at.issuer = d.Token()
 	var in IntrospectionConfig
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		block = true
@@ -210,29 +288,34 @@ func parseIssuerBlock(d *caddyfile.Dispenser) (ic IssuerConfig, block bool, err 
 		case "jwks_uri", "introspection", "client_id", "client_secret":
 			var v string
 			if !d.AllArgs(&v) {
-				return ic, block, d.ArgErr()
+				return ic, at, block, d.ArgErr()
 			}
 			switch sub {
 			case "jwks_uri":
-				ic.JWKSURI = v
+				ic.JWKSURI, at.jwksURI = v, d.Token()
 			case "introspection":
-				in.URL = v
+				in.URL, at.introspection = v, d.Token()
 			case "client_id":
 				in.ClientID = v
 			default:
 				in.ClientSecret = v
 			}
 		case "audience":
-			if ic.Audience = append(ic.Audience, d.RemainingArgs()...); len(ic.Audience) == 0 {
-				return ic, block, d.ArgErr()
+			toks := d.RemainingArgsAsTokens()
+			if len(toks) == 0 {
+				return ic, at, block, d.ArgErr()
 			}
+			if err := checkEach(toks, "audience", policy.CheckAudience); err != nil {
+				return ic, at, block, err
+			}
+			ic.Audience = append(ic.Audience, tokenTexts(toks)...)
 		case "cache_ttl":
 			if err := parseDuration(d, &in.CacheTTL); err != nil {
-				return ic, block, err
+				return ic, at, block, err
 			}
 		case "accept_jwt_typ", "insecure_http":
 			if d.NextArg() {
-				return ic, block, d.ArgErr()
+				return ic, at, block, d.ArgErr()
 			}
 			if sub == "accept_jwt_typ" {
 				ic.AcceptJWTType = true
@@ -241,44 +324,58 @@ func parseIssuerBlock(d *caddyfile.Dispenser) (ic IssuerConfig, block bool, err 
 			}
 		case "trust_pool":
 			if ic.TrustPoolRaw != nil {
-				return ic, block, d.Errf("issuer %s: trust_pool given twice", ic.Issuer)
+				return ic, at, block, d.Errf("issuer %s: trust_pool given twice", ic.Issuer)
 			}
 			if !d.NextArg() {
-				return ic, block, d.Errf("issuer %s: want `trust_pool <module> …`, e.g. trust_pool file /path/ca.pem", ic.Issuer)
+				return ic, at, block, d.Errf("issuer %s: want `trust_pool <module> …`, e.g. trust_pool file /path/ca.pem", ic.Issuer)
 			}
 			name := d.Val()
 			unm, err := caddyfile.UnmarshalModule(d, "tls.ca_pool.source."+name)
 			if err != nil {
-				return ic, block, err
+				return ic, at, block, err
 			}
 			ca, ok := unm.(caddytls.CA)
 			if !ok {
-				return ic, block, d.Errf("issuer %s: module tls.ca_pool.source.%s is not a certificate pool source", ic.Issuer, name)
+				return ic, at, block, d.Errf("issuer %s: module tls.ca_pool.source.%s is not a certificate pool source", ic.Issuer, name)
 			}
 			ic.TrustPoolRaw = caddyconfig.JSONModuleObject(ca, "provider", name, nil)
 		default:
-			return ic, block, d.Errf("issuer %s: unknown sub-directive %q", ic.Issuer, sub)
+			return ic, at, block, d.Errf("issuer %s: unknown sub-directive %q", ic.Issuer, sub)
 		}
 	}
 	switch {
 	case in.URL != "" && ic.JWKSURI != "":
-		return ic, block, d.Errf("issuer %s: use either jwks_uri or introspection", ic.Issuer)
+		return ic, at, block, errAt(at.issuer, "issuer %s: use either jwks_uri or introspection", ic.Issuer)
 	case in.URL != "" && in.ClientID == "":
-		return ic, block, d.Errf("issuer %s: introspection needs client_id (and client_secret)", ic.Issuer)
+		return ic, at, block, errAt(at.issuer, "issuer %s: introspection needs client_id (and client_secret)", ic.Issuer)
 	case in.URL == "" && (in.ClientID != "" || in.ClientSecret != "" || in.CacheTTL != 0):
-		return ic, block, d.Errf("issuer %s: client_id, client_secret and cache_ttl go with introspection", ic.Issuer)
+		return ic, at, block, errAt(at.issuer, "issuer %s: client_id, client_secret and cache_ttl go with introspection", ic.Issuer)
 	case in.URL != "":
 		ic.Introspection = &in
 	}
-	return ic, block, nil
+	return ic, at, block, nil
 }
 
-// parseRule reads `rule <METHODS> <glob> [<scope>...] [{ claim <expr> }]`.
+// parseRule reads `rule <METHODS> <glob> [<scope>...] [{ claim <expr> }]`, and checks it as
+// provisioning does (policy.CheckRule) at the rule line.
 func parseRule(d *caddyfile.Dispenser) (RuleConfig, error) {
+	head := d.Token()
+	const want = "rule: want `rule <METHOD[,METHOD]|*> <path-glob> <scope>...`"
 	args := d.RemainingArgs()
-	var r RuleConfig
-	if len(args) >= 2 {
-		r = RuleConfig{Path: args[1], Scopes: args[2:]}
+	if len(args) < 2 {
+		return RuleConfig{}, errAt(head, want)
+	}
+	r := RuleConfig{Path: args[1], Scopes: args[2:]}
+	if args[0] != "*" {
+		for _, m := range strings.Split(args[0], ",") {
+			if m == "" {
+				return r, errAt(head, "rule: empty method in %q", args[0])
+			}
+			r.Methods = append(r.Methods, strings.ToUpper(m))
+		}
+	}
+	if err := policy.CheckRule(policy.Rule{Methods: r.Methods, Path: r.Path, Scopes: r.Scopes}); err != nil {
+		return r, errAt(head, "rule %s %s: %v", args[0], r.Path, err)
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		if d.Val() != "claim" {
@@ -290,16 +387,8 @@ func parseRule(d *caddyfile.Dispenser) (RuleConfig, error) {
 		}
 		r.Claims = append(r.Claims, expr)
 	}
-	if len(args) < 2 || (len(r.Scopes) == 0 && len(r.Claims) == 0) {
-		return r, d.Err("rule: want `rule <METHOD[,METHOD]|*> <path-glob> <scope>...`")
-	}
-	if args[0] != "*" {
-		for _, m := range strings.Split(args[0], ",") {
-			if m == "" {
-				return r, d.Errf("rule: empty method in %q", args[0])
-			}
-			r.Methods = append(r.Methods, strings.ToUpper(m))
-		}
+	if len(r.Scopes) == 0 && len(r.Claims) == 0 {
+		return r, errAt(head, want)
 	}
 	return r, nil
 }

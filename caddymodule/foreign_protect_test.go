@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -136,9 +137,10 @@ func TestProtectIssuerTransport(t *testing.T) {
 		})
 	}
 
-	// In a real configuration load, the refusal stops the config.
-	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(globalOptions+`
-http://127.0.0.1:`+freePort(t)+` {
+	// In a real configuration: the Caddyfile adapter refuses it at its line; a JSON config, which
+	// bypasses the adapter, is refused when it loads.
+	caddyfileText := globalOptions + `
+http://127.0.0.1:` + freePort(t) + ` {
 	bind 127.0.0.1
 	oauth_protect {
 		issuer http://idp.example
@@ -146,13 +148,20 @@ http://127.0.0.1:`+freePort(t)+` {
 	}
 	respond ok
 }
-`), nil)
+`
+	_, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(caddyfileText), nil)
+	if err == nil || !strings.Contains(err.Error(), "insecure_http") || !strings.Contains(err.Error(), "Caddyfile:") {
+		t.Fatalf("adapting a Caddyfile with an http issuer beyond loopback: %v; want an error at its line", err)
+	}
+	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(strings.Replace(caddyfileText,
+		"issuer http://idp.example", "issuer https://idp.example", 1)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg = bytes.Replace(cfg, []byte(`"https://idp.example"`), []byte(`"http://idp.example"`), -1)
 	err = caddy.Load(cfg, true)
 	_ = caddy.Stop()
 	if err == nil || !strings.Contains(err.Error(), "issuer http://idp.example") || !strings.Contains(err.Error(), "insecure_http") {
-		t.Fatalf("loading a config with an http issuer beyond loopback: %v", err)
+		t.Fatalf("loading a JSON config with an http issuer beyond loopback: %v", err)
 	}
 }

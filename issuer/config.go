@@ -210,7 +210,9 @@ func (l Limits) withDefaults() Limits {
 
 // Check checks the configuration, with its defaults filled in, and says where a mistake is.
 // New runs it; so does nothing else (it is not named Validate, so that a Caddy module
-// embedding Config does not get it as its caddy.Validator and check twice).
+// embedding Config does not get it as its caddy.Validator and check twice). Each rule about a
+// single setting is an exported Check* function, which the Caddyfile parser runs too, so that
+// a mistake is reported at its line there and the rule is written once.
 func (c Config) Check() error {
 	c = c.withDefaults()
 	if _, err := ParseIssuerURL(c.Issuer); err != nil {
@@ -218,46 +220,83 @@ func (c Config) Check() error {
 	}
 	for name, d := range map[string]Duration{"access_token_ttl": c.AccessTokenTTL, "refresh_token_ttl": c.RefreshTokenTTL,
 		"refresh_token_idle_ttl": c.RefreshTokenIdleTTL, "refresh_reuse_grace": c.RefreshReuseGrace,
-		"key_rotation": c.KeyRotation, "code_ttl": c.CodeTTL, "session_ttl": c.SessionTTL} {
-		if d < 0 {
-			return fmt.Errorf("%s must not be negative", name)
-		}
-	}
-	for name, d := range map[string]Duration{"device_code_ttl": c.DeviceCodeTTL, "device_poll_interval": c.DevicePollInterval} {
-		if d < 0 || time.Duration(d)%time.Second != 0 {
-			return fmt.Errorf("%s must be a positive number of whole seconds", name)
+		"key_rotation": c.KeyRotation, "code_ttl": c.CodeTTL, "session_ttl": c.SessionTTL,
+		"device_code_ttl": c.DeviceCodeTTL, "device_poll_interval": c.DevicePollInterval} {
+		if err := CheckDuration(name, d); err != nil {
+			return err
 		}
 	}
 	for name, alg := range map[string]string{"signing_alg": c.SigningAlg, "id_token_signing_alg": c.IDTokenSigningAlg} {
-		if !slices.Contains(keys.SupportedAlgorithms, alg) {
-			return fmt.Errorf("%s %q is not supported (supported: %s)", name, alg, strings.Join(keys.SupportedAlgorithms, ", "))
+		if err := CheckSigningAlg(name, alg); err != nil {
+			return err
 		}
 	}
 	if err := c.Limits.validate(); err != nil {
 		return err
 	}
-	users := map[string]bool{}
-	for _, u := range c.Users {
+	if err := CheckUsers(c.Users); err != nil {
+		return err
+	}
+	return CheckClients(c.Clients)
+}
+
+// CheckDuration checks the duration setting name: none is negative, and those that RFC 8628
+// counts in seconds (device_code_ttl, device_poll_interval) are whole seconds.
+func CheckDuration(name string, d Duration) error {
+	switch name {
+	case "device_code_ttl", "device_poll_interval":
+		if d < 0 || time.Duration(d)%time.Second != 0 {
+			return fmt.Errorf("%s must be a positive number of whole seconds", name)
+		}
+	default:
+		if d < 0 {
+			return fmt.Errorf("%s must not be negative", name)
+		}
+	}
+	return nil
+}
+
+// CheckSigningAlg checks the algorithm of the signing setting name (signing_alg,
+// id_token_signing_alg): one the issuer can sign with (keys.SupportedAlgorithms).
+func CheckSigningAlg(name, alg string) error {
+	if !slices.Contains(keys.SupportedAlgorithms, alg) {
+		return fmt.Errorf("%s %q is not supported (supported: %s)", name, alg, strings.Join(keys.SupportedAlgorithms, ", "))
+	}
+	return nil
+}
+
+// CheckUsers checks every user and that no name is defined twice. Only a mistake of the last
+// user is new when the users before it passed, so a parser that appends one user at a time
+// can report it at that user's line.
+func CheckUsers(us []User) error {
+	seen := make(map[string]bool, len(us))
+	for _, u := range us {
 		if u.Name == "" {
 			return fmt.Errorf("user: empty name")
 		}
-		if users[u.Name] {
+		if seen[u.Name] {
 			return fmt.Errorf("user %q: defined twice", u.Name)
 		}
-		users[u.Name] = true
+		seen[u.Name] = true
 		if err := u.Validate(); err != nil {
 			return fmt.Errorf("user %q: %w", u.Name, err)
 		}
 	}
-	clients := map[string]bool{}
-	for _, cl := range c.Clients {
+	return nil
+}
+
+// CheckClients checks every client (Client.Validate) and that no ID is registered twice. As
+// with CheckUsers, a parser can append one client at a time.
+func CheckClients(cs []Client) error {
+	seen := make(map[string]bool, len(cs))
+	for _, cl := range cs {
 		if err := cl.Validate(); err != nil {
 			return fmt.Errorf("client %q: %w", cl.ID, err)
 		}
-		if clients[cl.ID] {
+		if seen[cl.ID] {
 			return fmt.Errorf("client %q: defined twice", cl.ID)
 		}
-		clients[cl.ID] = true
+		seen[cl.ID] = true
 	}
 	return nil
 }
@@ -277,59 +316,93 @@ func (l Limits) validate() error {
 	return nil
 }
 
-// Validate checks one client's settings.
+// Validate checks one client's settings: each value on its own (CheckGrant, CheckConsent,
+// CheckRedirectURI, CheckScope), then how they go together.
 func (cl Client) Validate() error {
 	if cl.ID == "" {
 		return fmt.Errorf("empty client id")
 	}
 	for _, g := range cl.Grants {
-		n := NormalizeGrant(g)
-		if n == "" {
-			return fmt.Errorf("unknown grant %q (known: authorization_code implicit client_credentials password refresh_token device_code)", g)
+		if err := CheckGrant(g); err != nil {
+			return err
 		}
-		if n == GrantClientCredentials && cl.IsPublic() {
-			return fmt.Errorf("a public client (no secret) cannot use client_credentials")
+	}
+	if err := CheckConsent(cl.Consent); err != nil {
+		return err
+	}
+	for _, u := range cl.RedirectURIs {
+		if err := CheckRedirectURI(u); err != nil {
+			return err
 		}
-		if n == GrantPassword && cl.IsPublic() {
-			// Anyone could use it by naming the client: a password oracle behind only the
-			// throttles (RFC 9700 §2.4 asks that the grant not be used at all).
-			return fmt.Errorf("a public client (no secret) cannot use the password grant")
+	}
+	for _, u := range cl.PostLogoutRedirectURIs {
+		if err := CheckRedirectURI(u); err != nil {
+			return err
+		}
+	}
+	for _, s := range cl.Scopes {
+		if err := CheckScope(s); err != nil {
+			return err
 		}
 	}
 	needsRedirect := len(cl.Grants) == 0 // the default grant is authorization_code
 	for _, g := range cl.Grants {
-		n := NormalizeGrant(g)
-		needsRedirect = needsRedirect || n == GrantAuthorizationCode || n == GrantImplicit
+		switch n := NormalizeGrant(g); {
+		case n == GrantClientCredentials && cl.IsPublic():
+			return fmt.Errorf("a public client (no secret) cannot use client_credentials")
+		case n == GrantPassword && cl.IsPublic():
+			// Anyone could use it by naming the client: a password oracle behind only the
+			// throttles (RFC 9700 §2.4 asks that the grant not be used at all).
+			return fmt.Errorf("a public client (no secret) cannot use the password grant")
+		case n == GrantAuthorizationCode, n == GrantImplicit:
+			needsRedirect = true
+		}
 	}
 	if needsRedirect && len(cl.RedirectURIs) == 0 {
 		return fmt.Errorf("a client using authorization_code or implicit needs a redirect_uri")
 	}
-	switch cl.Consent {
+	return nil
+}
+
+// CheckGrant checks a grant name as written in a client's grants (see NormalizeGrant).
+func CheckGrant(name string) error {
+	if NormalizeGrant(name) == "" {
+		return fmt.Errorf("unknown grant %q (known: authorization_code implicit client_credentials password refresh_token device_code)", name)
+	}
+	return nil
+}
+
+// CheckConsent checks a client's consent setting: required (also when empty) or skip.
+func CheckConsent(consent string) error {
+	switch consent {
 	case "", "required", "skip":
-	default:
-		return fmt.Errorf("consent must be required or skip, not %q", cl.Consent)
+		return nil
 	}
-	for _, u := range append(append([]string(nil), cl.RedirectURIs...), cl.PostLogoutRedirectURIs...) {
-		p, err := url.Parse(u)
-		if err != nil || !p.IsAbs() || p.Fragment != "" {
-			return fmt.Errorf("redirect URI %q must be an absolute URI without a fragment", u)
-		}
+	return fmt.Errorf("consent must be required or skip, not %q", consent)
+}
+
+// CheckRedirectURI checks a redirect URI or post-logout redirect URI: absolute, without a
+// fragment, plain http only on a loopback host, and not a scheme that runs or reads content.
+func CheckRedirectURI(u string) error {
+	p, err := url.Parse(u)
+	if err != nil || !p.IsAbs() || p.Fragment != "" {
+		return fmt.Errorf("redirect URI %q must be an absolute URI without a fragment", u)
 	}
-	for _, o := range append(append([]string(nil), cl.RedirectURIs...), cl.PostLogoutRedirectURIs...) {
-		p, _ := url.Parse(o)
-		switch strings.ToLower(p.Scheme) {
-		case "http":
-			if !IsLoopbackHost(p.Hostname()) {
-				return fmt.Errorf("redirect URI %q: plain http is allowed only on a loopback host", o)
-			}
-		case "javascript", "data", "file", "vbscript", "blob":
-			return fmt.Errorf("redirect URI %q: the %s scheme cannot be a redirect target", o, p.Scheme)
+	switch strings.ToLower(p.Scheme) {
+	case "http":
+		if !IsLoopbackHost(p.Hostname()) {
+			return fmt.Errorf("redirect URI %q: plain http is allowed only on a loopback host", u)
 		}
+	case "javascript", "data", "file", "vbscript", "blob":
+		return fmt.Errorf("redirect URI %q: the %s scheme cannot be a redirect target", u, p.Scheme)
 	}
-	for _, s := range cl.Scopes {
-		if !validScopeToken(s) {
-			return fmt.Errorf("scope %q has characters RFC 6749 §3.3 does not allow", s)
-		}
+	return nil
+}
+
+// CheckScope checks one scope a client may ask for (RFC 6749 §3.3 scope-token).
+func CheckScope(s string) error {
+	if !validScopeToken(s) {
+		return fmt.Errorf("scope %q has characters RFC 6749 §3.3 does not allow", s)
 	}
 	return nil
 }

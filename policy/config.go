@@ -3,10 +3,13 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // DefaultLeeway is the clock skew allowed on "exp", "nbf" and "iat" when Config.Leeway is zero.
@@ -100,14 +103,25 @@ type Config struct {
 	// CacheSize bounds the verified-token cache in entries. Zero means DefaultCacheSize; a
 	// negative value turns the cache off (every request costs a signature check).
 	CacheSize int
-	// Resource is this API's resource identifier in its RFC 9728 metadata. When it is an http(s)
-	// URL, the metadata document's URL is derived from it (RFC 9728 §3.1: the well-known path is
-	// inserted between host and path). Default: the first audience, with the document's URL built
-	// from each request's scheme and host.
+	// Resource is this API's resource identifier in its RFC 9728 metadata, the "resource" of the
+	// document. When it is an http(s) URL, the challenge's resource_metadata is that URL plus
+	// /.well-known/oauth-protected-resource, and the document is also answered at the RFC 9728
+	// §3 path-inserted URL (/.well-known/oauth-protected-resource plus the resource's path) when
+	// a request for it reaches the Gate. Default: found per request (see the comment in
+	// resource_metadata.go): the longest audience that is an http(s) URL on the request's host
+	// and a path prefix of the request, else the request's origin plus the prefix a router
+	// stripped before the Gate (OriginalURL), which at the root is the origin alone.
 	Resource string
 	// ResourceMetadataURL is the absolute URL of the RFC 9728 metadata document, announced in
-	// every challenge's resource_metadata attribute; it overrides the URL derived from Resource.
+	// every challenge's resource_metadata attribute; it overrides the URL derived from Resource,
+	// and the Gate answers the document at its path.
 	ResourceMetadataURL string
+	// OriginalURL returns the URL of r as its client sent it, when a router rewrote r.URL before
+	// the Gate: Caddy's handle_path and uri strip_prefix strip a prefix. Nil, or a nil result,
+	// means r.URL. Only the RFC 9728 URLs use it: what was stripped is the Gate's mount prefix,
+	// and the challenge must name a URL the client can fetch. Rules judge r.URL, which is what
+	// the upstream receives.
+	OriginalURL func(r *http.Request) *url.URL
 }
 
 // withDefaults validates c and returns a copy with defaults filled in and lists normalised.
@@ -115,8 +129,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Issuer == "" && len(c.Issuers) == 0 {
 		return c, errors.New("policy: issuer is required")
 	}
-	if slices.Contains(c.Audience, "") {
-		return c, errors.New("policy: empty audience")
+	for _, aud := range c.Audience {
+		if err := CheckAudience(aud); err != nil {
+			return c, fmt.Errorf("policy: %w", err)
+		}
 	}
 	// The Gate keeps these; copies leave it unaffected by later changes to cfg.
 	c.Audience = slices.Clone(c.Audience)
@@ -127,11 +143,11 @@ func (c Config) withDefaults() (Config, error) {
 			c.Realm = c.Issuers[0].Issuer
 		}
 	}
-	if strings.ContainsFunc(c.Realm, isCTL) {
-		return c, fmt.Errorf("policy: realm %q contains control characters", c.Realm)
+	if err := CheckRealm(c.Realm); err != nil {
+		return c, fmt.Errorf("policy: %w", err)
 	}
-	if c.Leeway < 0 || c.Leeway > MaxLeeway {
-		return c, fmt.Errorf("policy: leeway %s is not between 0 and %s", c.Leeway, MaxLeeway)
+	if err := CheckLeeway(c.Leeway); err != nil {
+		return c, fmt.Errorf("policy: %w", err)
 	}
 	if c.Leeway == 0 {
 		c.Leeway = DefaultLeeway
@@ -162,33 +178,109 @@ func allowedAlgorithms(in []string) ([]string, error) {
 	}
 	out := make([]string, 0, len(in))
 	for _, a := range in {
-		switch {
-		case strings.EqualFold(a, "none"), strings.HasPrefix(strings.ToUpper(a), "HS"):
-			return nil, fmt.Errorf("policy: algorithm %q is not allowed: the edge accepts only asymmetric signatures", a)
-		case !slices.Contains(defaultAlgorithms, a):
-			return nil, fmt.Errorf("policy: unsupported algorithm %q (want one of %s)", a, strings.Join(defaultAlgorithms, " "))
-		case !slices.Contains(out, a):
+		if err := CheckAlgorithm(a); err != nil {
+			return nil, fmt.Errorf("policy: %w", err)
+		}
+		if !slices.Contains(out, a) {
 			out = append(out, a)
 		}
 	}
 	return out, nil
 }
 
-// checkScopes reports the first value that is not an RFC 6749 §3.3 scope-token
+// The Check* functions below are the rules New applies to single values of a Config, for a
+// configuration parser to apply as it reads each value, so that it can say where a mistake is.
+
+// CheckAlgorithm checks one entry of Config.Algorithms: an asymmetric JWS algorithm of the
+// default allow-list; "none" and HMAC are never accepted.
+func CheckAlgorithm(a string) error {
+	switch {
+	case strings.EqualFold(a, "none"), strings.HasPrefix(strings.ToUpper(a), "HS"):
+		return fmt.Errorf("algorithm %q is not allowed: the edge accepts only asymmetric signatures", a)
+	case !slices.Contains(defaultAlgorithms, a):
+		return fmt.Errorf("unsupported algorithm %q (want one of %s)", a, strings.Join(defaultAlgorithms, " "))
+	}
+	return nil
+}
+
+// CheckAudience checks one entry of an audience list: not empty.
+func CheckAudience(aud string) error {
+	if aud == "" {
+		return errors.New("empty audience")
+	}
+	return nil
+}
+
+// CheckScope checks one required scope: an RFC 6749 §3.3 scope-token
 // (1*( %x21 / %x23-5B / %x5D-7E )). That syntax also keeps scopes safe inside a challenge.
-func checkScopes(scopes []string) error {
-	for _, s := range scopes {
-		if s == "" {
-			return errors.New("empty scope")
-		}
-		for i := 0; i < len(s); i++ {
-			if c := s[i]; c <= 0x20 || c == '"' || c == '\\' || c >= 0x7f {
-				return fmt.Errorf("invalid scope %q", s)
-			}
+func CheckScope(s string) error {
+	if s == "" {
+		return errors.New("empty scope")
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= 0x20 || c == '"' || c == '\\' || c >= 0x7f {
+			return fmt.Errorf("invalid scope %q", s)
 		}
 	}
 	return nil
 }
+
+// checkScopes reports the first value that CheckScope refuses.
+func checkScopes(scopes []string) error {
+	for _, s := range scopes {
+		if err := CheckScope(s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckRealm checks Config.Realm: no control characters (it goes into a response header).
+func CheckRealm(realm string) error {
+	if strings.ContainsFunc(realm, isCTL) {
+		return fmt.Errorf("realm %q contains control characters", realm)
+	}
+	return nil
+}
+
+// CheckLeeway checks Config.Leeway: between 0 and MaxLeeway.
+func CheckLeeway(d time.Duration) error {
+	if d < 0 || d > MaxLeeway {
+		return fmt.Errorf("leeway %s is not between 0 and %s", d, MaxLeeway)
+	}
+	return nil
+}
+
+// CheckRule checks one rule's methods, path glob and scopes as New compiles them. Its claim
+// conditions are not looked at: CheckCondition checks each.
+func CheckRule(r Rule) error {
+	r.Claims = nil
+	if _, err := compileRules(nil, nil, []Rule{r}); err != nil {
+		if inner := errors.Unwrap(err); inner != nil {
+			return inner // the path or a scope; compileRules names the rule, which the caller knows
+		}
+		return err
+	}
+	return nil
+}
+
+// CheckIssuerNames checks the identifiers of a Gate's issuers, in order, as New does: none is
+// empty, and none is configured twice, also not once with and once without a trailing slash.
+// Only a mistake of the last one is new when the ones before it passed, so a parser that
+// appends one issuer at a time can report it at that issuer's line.
+func CheckIssuerNames(names []string) error {
+	list := make([]TrustedIssuer, len(names))
+	for i, n := range names {
+		list[i] = TrustedIssuer{Issuer: n, Keys: noKeys{}}
+	}
+	_, _, err := compileIssuers(Config{Issuers: list, Audience: []string{"-"}}, nil)
+	return err
+}
+
+// noKeys stands in for an issuer's keys where only its identifier is checked.
+type noKeys struct{}
+
+func (noKeys) Keyfunc(*jwt.Token) (any, error) { return nil, errors.New("policy: no keys") }
 
 // isCTL reports an RFC 9110 control character other than HTAB.
 func isCTL(r rune) bool { return (r < 0x20 && r != '\t') || r == 0x7f }
