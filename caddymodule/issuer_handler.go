@@ -88,7 +88,8 @@ func (h *IssuerHandler) start() error {
 		return fmt.Errorf("oauth_issuer %s: %w", h.Issuer, err)
 	}
 	h.storeKey = key
-	h.server, err = issuer.New(h.ctx, h.resolved, issuer.Deps{Store: st, Logger: h.ctx.Logger(), ClientIP: clientIP})
+	h.server, err = issuer.New(h.ctx, h.resolved, issuer.Deps{Store: st, Logger: h.ctx.Logger(), ClientIP: clientIP,
+		Metrics: h.ctx.GetMetricsRegistry(), Audit: h.ctx.Logger().Named("audit")})
 	if err != nil {
 		return fmt.Errorf("oauth_issuer %s: %w", h.Issuer, err)
 	}

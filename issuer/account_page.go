@@ -5,6 +5,8 @@ import (
 	"sort"
 	"time"
 
+	"go.uber.org/zap"
+
 	"github.com/tollgate-auth/tollgate/issuer/ui"
 )
 
@@ -36,9 +38,12 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 		}
 		switch f["decision"] {
 		case ui.DecisionRevoke:
-			err = s.WithdrawConsent(ctx, sess.User, f["client_id"])
+			if err = s.WithdrawConsent(ctx, sess.User, f["client_id"]); err == nil {
+				s.audit(r, AuditConsentWithdrawn, s.clientIDField(f["client_id"]), subField(sess.User))
+			}
 		case ui.DecisionLogoutEverywhere:
 			if err = s.SignOutEverywhere(ctx, sess.User); err == nil {
+				s.audit(r, AuditSignedOutEverywhere, subField(sess.User), zap.String("via", "account"))
 				_ = s.endSession(w, r)
 				ui.Message(w, ui.MessageData{Title: "Signed out everywhere",
 					Message: "You are signed out in every browser, and no app can renew its access any more. " +

@@ -84,7 +84,7 @@ func (s *Server) proceed(w http.ResponseWriter, r *http.Request, p *state.Pendin
 	if !s.complete(w, r, p, id) {
 		return
 	}
-	params, e := s.issueAuthorization(ctx, &p.AuthRequest, c, sess)
+	params, e := s.issueAuthorization(r, &p.AuthRequest, c, sess)
 	if e != nil {
 		s.authorizeFailed(w, r, &p.AuthRequest, &authorizeError{Error: e, redirect: true})
 		return
@@ -184,17 +184,19 @@ func (s *Server) storePending(w http.ResponseWriter, r *http.Request, p *state.P
 	ctx, now := r.Context(), time.Now()
 	win := state.Window{Length: pendingTTL, Now: now}
 	for _, b := range []struct {
-		name  string
-		limit int
+		name   string
+		limit  int
+		called string
 	}{
-		{"pending:address:" + s.clientIP(r), s.cfg.Limits.PendingPerAddress},
-		{"pending:client:" + p.ClientID, s.cfg.Limits.PendingPerClient},
+		{"pending:address:" + s.clientIP(r), s.cfg.Limits.PendingPerAddress, limitPendingAddress},
+		{"pending:client:" + p.ClientID, s.cfg.Limits.PendingPerClient, limitPendingClient},
 	} {
 		n, err := s.state.Count(ctx, b.name, 1, win)
 		if err != nil {
 			return "", errServer(err)
 		}
 		if n > int64(b.limit) {
+			s.throttled(r, s.clients[p.ClientID], b.called)
 			w.Header().Set("Retry-After", retryAfter(win.Reset(), now))
 			return "", &Error{Code: "temporarily_unavailable", Status: http.StatusTooManyRequests,
 				Description: "Too many sign-in requests from here. Wait a few minutes and try again."}

@@ -1,7 +1,7 @@
 package issuer
 
 import (
-	"context"
+	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
@@ -12,8 +12,8 @@ import (
 
 // issueAuthorization creates what the response type asks for once the user has signed in and
 // consented: a code, or (implicit) an access token and/or ID token.
-func (s *Server) issueAuthorization(ctx context.Context, req *authRequest, c *client, sess *state.Session) (url.Values, *Error) {
-	params := url.Values{}
+func (s *Server) issueAuthorization(r *http.Request, req *authRequest, c *client, sess *state.Session) (url.Values, *Error) {
+	ctx, params := r.Context(), url.Values{}
 	if req.IssuesCode() {
 		code := state.NewSecret()
 		rec := state.Code{ClientID: c.ID, RedirectURI: req.RedirectURI, RedirectGiven: req.RedirectGiven, Challenge: req.Challenge,
@@ -24,11 +24,16 @@ func (s *Server) issueAuthorization(ctx context.Context, req *authRequest, c *cl
 		params.Set("code", code)
 		return params, nil
 	}
+	id := s.newTokenID(time.Now())
 	m, err := s.mint(mintInput{grantOf: grantOf{client: c, user: sess.User, scopes: req.Scopes, authTime: sess.AuthTime, nonce: req.Nonce},
-		id: s.newTokenID(time.Now()), accessToken: req.IssuesToken(), idToken: req.IssuesIDToken()})
+		id: id, accessToken: req.IssuesToken(), idToken: req.IssuesIDToken()})
 	if err != nil {
 		return nil, errServer(err)
 	}
+	if m.accessToken == "" {
+		id.jti = "" // an ID token alone has no jti
+	}
+	s.tokenIssued(r, GrantImplicit, c, sess.User, strings.Join(req.Scopes, " "), id.jti, false)
 	if m.accessToken != "" {
 		params.Set("access_token", m.accessToken)
 		params.Set("token_type", "Bearer")

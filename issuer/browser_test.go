@@ -39,6 +39,12 @@ func newFlowServer(t testing.TB, mutate ...func(*Config)) *flowServer {
 // newFlowServerLogging is newFlowServer with a logger.
 func newFlowServerLogging(t testing.TB, log *zap.Logger, mutate ...func(*Config)) *flowServer {
 	t.Helper()
+	return newFlowServerDeps(t, Deps{Logger: log}, mutate...)
+}
+
+// newFlowServerDeps is newFlowServer with deps (its Store and ClientIP are the test's).
+func newFlowServerDeps(t testing.TB, deps Deps, mutate ...func(*Config)) *flowServer {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +74,8 @@ func newFlowServerLogging(t testing.TB, log *zap.Logger, mutate ...func(*Config)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(context.Background(), cfg, Deps{Store: st, Logger: log, ClientIP: testClientIP})
+	deps.Store, deps.ClientIP = st, testClientIP
+	s, err := New(context.Background(), cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

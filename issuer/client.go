@@ -3,6 +3,8 @@ package issuer
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // client is a registered client prepared for fast, constant-time authentication.
@@ -11,6 +13,7 @@ type client struct {
 	secretDigest [sha256.Size]byte // SHA-256 of the secret; the secret itself is not kept
 	grants       map[string]bool
 	scopes       map[string]bool
+	issued       map[string]prometheus.Counter // tokens issued by grant label; nil without metrics
 }
 
 func newClient(c Client) *client {

@@ -63,6 +63,8 @@ func (s *Server) authenticateClient(r *http.Request, f form, ip string) (*client
 	if ok := check.checkSecret(secret); !ok || c == nil || !hasSecret || !allowed {
 		if allowed {
 			s.clientAuthFailed(ctx, c, ip)
+		} else {
+			s.throttled(r, c, limitClientAuth)
 		}
 		return nil, errInvalidClient(basic)
 	}

@@ -57,6 +57,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 			s.errorPage(w, r, errServer(err))
 			return
 		}
+		s.audit(r, AuditConsentGranted, clientField(c), subField(sess.User), scopeField(p.Scopes))
 		p.Consented = true
 		if err := s.savePending(r, id, p); err != nil {
 			s.pendingFailed(w, r, err)
@@ -64,6 +65,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		}
 		http.Redirect(w, r, resume, http.StatusSeeOther)
 	case "deny":
+		s.audit(r, AuditConsentDenied, clientField(c), subField(sess.User), scopeField(p.Scopes))
 		p.Denied = true
 		if err := s.savePending(r, id, p); err != nil {
 			s.pendingFailed(w, r, err)

@@ -59,7 +59,7 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 	}
 	ctx, now := r.Context(), time.Now()
 	ttl := time.Duration(s.cfg.DeviceCodeTTL)
-	if e := s.boundDeviceCodes(ctx, w, c, ip, now); e != nil {
+	if e := s.boundDeviceCodes(r, w, c, ip, now); e != nil {
 		return nil, e
 	}
 	deviceCode := state.NewSecret()
@@ -89,20 +89,22 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 // boundDeviceCodes counts a new device authorization against its address and its client, and
 // refuses it past DeviceCodesPerAddress or DeviceCodesPerClient in one device_code_ttl: 429
 // with Retry-After and slow_down (RFC 8628's word for "too many, too fast").
-func (s *Server) boundDeviceCodes(ctx context.Context, w http.ResponseWriter, c *client, ip string, now time.Time) *Error {
+func (s *Server) boundDeviceCodes(r *http.Request, w http.ResponseWriter, c *client, ip string, now time.Time) *Error {
 	win := state.Window{Length: time.Duration(s.cfg.DeviceCodeTTL), Now: now}
 	for _, b := range []struct {
-		name  string
-		limit int
+		name   string
+		limit  int
+		called string
 	}{
-		{"device:address:" + ip, s.cfg.Limits.DeviceCodesPerAddress},
-		{"device:client:" + c.ID, s.cfg.Limits.DeviceCodesPerClient},
+		{"device:address:" + ip, s.cfg.Limits.DeviceCodesPerAddress, limitDeviceAddress},
+		{"device:client:" + c.ID, s.cfg.Limits.DeviceCodesPerClient, limitDeviceClient},
 	} {
-		n, err := s.state.Count(ctx, b.name, 1, win)
+		n, err := s.state.Count(r.Context(), b.name, 1, win)
 		if err != nil {
 			return errServer(err)
 		}
 		if n > int64(b.limit) {
+			s.throttled(r, c, b.called)
 			w.Header().Set("Retry-After", retryAfter(win.Reset(), now))
 			return &Error{Code: "slow_down", Status: http.StatusTooManyRequests,
 				Description: "too many device authorizations; try again later"}

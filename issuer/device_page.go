@@ -78,6 +78,7 @@ func (s *Server) postDevice(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if n > int64(s.cfg.Limits.UserCodeFailuresPerAddress) {
+		s.throttled(r, nil, limitUserCode)
 		w.Header().Set("Retry-After", retryAfter(win.Reset(), win.Now))
 		s.renderDevice(w, r, http.StatusTooManyRequests, typed, msgTooManyGuess)
 		return
@@ -172,10 +173,12 @@ func (s *Server) decideDevice(w http.ResponseWriter, r *http.Request, p *state.P
 		return
 	}
 	if !d.Approved {
+		s.audit(r, AuditDeviceDenied, s.clientIDField(p.ClientID))
 		ui.Message(w, ui.MessageData{Title: "Device not connected",
 			Message: "You denied access. The device will not be signed in; you may close this page."})
 		return
 	}
+	s.audit(r, AuditDeviceApproved, s.clientIDField(p.ClientID), subField(d.User), scopeField(d.Scopes))
 	ui.Message(w, ui.MessageData{Title: "Device connected", Message: "You may return to your device."})
 }
 

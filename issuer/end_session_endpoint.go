@@ -5,6 +5,7 @@ import (
 	"net/url"
 
 	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
 
 	"github.com/tollgate-auth/tollgate/issuer/ui"
 )
@@ -73,6 +74,7 @@ func (s *Server) serveEndSession(w http.ResponseWriter, r *http.Request) {
 			s.errorPage(w, r, errServer(err))
 			return
 		}
+		s.audit(r, AuditSignedOutEverywhere, subField(sess.User), zap.String("via", "logout"), clientField(c))
 	}
 	if err := s.endSession(w, r); err != nil {
 		s.errorPage(w, r, errServer(err))

@@ -24,7 +24,7 @@ func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*toke
 	if err != nil {
 		return nil, errServer(err)
 	} else if rec == nil {
-		return nil, s.replayed(ctx, req.client, state.AuthorizationCode, code, "the code is invalid, expired or already used")
+		return nil, s.replayed(ctx, req, state.AuthorizationCode, code, "the code is invalid, expired or already used")
 	}
 	// Checks that do not burn the code: someone holding only the code cannot spend it.
 	if rec.ClientID != req.client.ID {
@@ -36,7 +36,7 @@ func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*toke
 	if e := checkPKCE(rec.Challenge, req.form["code_verifier"]); e != nil {
 		return nil, e
 	}
-	resp, e := s.redeemOnce(ctx, state.AuthorizationCode, code, s.redemptionTTL(), grantOf{client: req.client,
+	resp, e := s.redeemOnce(ctx, req, state.AuthorizationCode, code, s.redemptionTTL(), grantOf{client: req.client,
 		user: rec.User, scopes: rec.Scopes, authTime: rec.AuthTime, nonce: rec.Nonce})
 	if e == nil {
 		_ = s.state.DeleteCode(ctx, code)

@@ -22,11 +22,12 @@ func (g clientCredentials) handle(_ context.Context, req *tokenRequest) (*tokenR
 	if e != nil {
 		return nil, e
 	}
+	id := g.s.newTokenID(time.Now())
 	m, err := g.s.mint(mintInput{grantOf: grantOf{client: req.client, user: req.client.ID, scopes: scopes},
-		id: g.s.newTokenID(time.Now()), accessToken: true})
+		id: id, accessToken: true})
 	if err != nil {
 		return nil, errServer(err)
 	}
 	return &tokenResponse{AccessToken: m.accessToken, TokenType: "Bearer", ExpiresIn: m.expiresIn,
-		Scope: strings.Join(scopes, " ")}, nil
+		Scope: strings.Join(scopes, " "), sub: req.client.ID, jti: id.jti}, nil
 }

@@ -29,7 +29,7 @@ func (g deviceCode) handle(ctx context.Context, req *tokenRequest) (*tokenRespon
 		return nil, errServer(err)
 	}
 	if rec == nil {
-		return nil, s.replayed(ctx, req.client, state.DeviceCode, code, "the device code is invalid or expired")
+		return nil, s.replayed(ctx, req, state.DeviceCode, code, "the device code is invalid or expired")
 	}
 	// RFC 8628 §3.4: the device code is bound to the client that asked for it.
 	if rec.ClientID != req.client.ID {
@@ -49,7 +49,7 @@ func (g deviceCode) handle(ctx context.Context, req *tokenRequest) (*tokenRespon
 		return nil, newError("access_denied", "the user denied the request")
 	}
 	// Remembered as long as what it issued may live, so a late replay still revokes it.
-	return s.redeemOnce(ctx, state.DeviceCode, code, max(s.redemptionTTL(), s.deviceRetention(rec, now)),
+	return s.redeemOnce(ctx, req, state.DeviceCode, code, max(s.redemptionTTL(), s.deviceRetention(rec, now)),
 		grantOf{client: req.client, user: d.User, scopes: d.Scopes, authTime: d.AuthTime})
 }
 

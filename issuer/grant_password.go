@@ -21,13 +21,15 @@ func (g password) handle(ctx context.Context, req *tokenRequest) (*tokenResponse
 	if e != nil {
 		return nil, e
 	}
-	user, _, err := s.signIn(ctx, name, pw, req.ip)
+	user, refused, err := s.signIn(ctx, name, pw, req.ip)
 	if err != nil {
 		return nil, errServer(err)
 	}
 	if user == nil {
+		s.signInFailed(req.r, c, methodPasswordGrant, refused)
 		return nil, errInvalidGrant("the username or password is incorrect, or too many attempts were made")
 	}
+	s.audit(req.r, AuditPasswordGrant, clientField(c), subField(user.Name))
 	now := time.Now()
 	return s.issueTokens(ctx, grantOf{client: c, user: user.Name, scopes: scopes, authTime: now.Unix()}, s.newTokenID(now), "")
 }

@@ -55,7 +55,8 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 	case errors.Is(err, state.ErrOtherClient):
 		return nil, errInvalidGrant("the refresh token was issued to another client")
 	case errors.Is(err, state.ErrReused):
-		s.log.Warn("refresh token reused; revoked its family", zap.String("client_id", c.ID))
+		s.log.Warn("refresh token reused; revoked its family", zap.String("client_id", c.ID), zap.String("sub", rot.Family.User))
+		s.refreshReused(req.r, c, rot.Family.User)
 		return nil, errInvalidGrant("the refresh token was already used; the session is revoked")
 	case errors.Is(err, state.ErrInvalidToken):
 		return nil, errInvalidGrant("the refresh token is invalid, expired or revoked")
@@ -69,5 +70,5 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 		return nil, errServer(err)
 	}
 	return &tokenResponse{AccessToken: m.accessToken, TokenType: "Bearer", ExpiresIn: m.expiresIn,
-		RefreshToken: rot.Token, IDToken: m.idToken, Scope: strings.Join(rot.Scopes, " ")}, nil
+		RefreshToken: rot.Token, IDToken: m.idToken, Scope: strings.Join(rot.Scopes, " "), sub: f.User, jti: id.jti}, nil
 }

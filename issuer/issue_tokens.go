@@ -32,7 +32,7 @@ func wantsRefreshToken(c *client, scopes []string) bool {
 // token when wantsRefreshToken (starting family familyID, chosen before by a redemption, or a
 // new one), and an ID token for openid.
 func (s *Server) issueTokens(ctx context.Context, g grantOf, id tokenID, familyID string) (*tokenResponse, *Error) {
-	resp := &tokenResponse{TokenType: "Bearer", Scope: strings.Join(g.scopes, " ")}
+	resp := &tokenResponse{TokenType: "Bearer", Scope: strings.Join(g.scopes, " "), sub: g.user, jti: id.jti}
 	if wantsRefreshToken(g.client, g.scopes) {
 		if familyID == "" {
 			familyID, _ = state.NewFamilyKey()
@@ -59,7 +59,7 @@ func (s *Server) issueTokens(ctx context.Context, g grantOf, id tokenID, familyI
 // redeemOnce issues the tokens of a single-use credential exactly once (state.Redeem): the
 // access token and refresh family are chosen first and recorded in the redemption, so a second
 // redemption, racing or later, revokes exactly what the first gets, whichever finishes first.
-func (s *Server) redeemOnce(ctx context.Context, kind state.Credential, secret string, ttl time.Duration, g grantOf) (*tokenResponse, *Error) {
+func (s *Server) redeemOnce(ctx context.Context, req *tokenRequest, kind state.Credential, secret string, ttl time.Duration, g grantOf) (*tokenResponse, *Error) {
 	id := s.newTokenID(time.Now())
 	red := state.Redemption{ClientID: g.client.ID, JTI: id.jti, ExpiresAt: id.exp.Unix()}
 	var familyID string
@@ -70,6 +70,7 @@ func (s *Server) redeemOnce(ctx context.Context, kind state.Credential, secret s
 	case errors.Is(err, state.ErrRedeemed):
 		s.log.Warn("single-use code redeemed twice; revoked the tokens it issued",
 			zap.String("kind", kind.String()), zap.String("client_id", g.client.ID))
+		s.codeReused(req.r, kind, g.client, g.user)
 		return nil, errInvalidGrant("the code was already used")
 	case err != nil:
 		return nil, errServer(err)
@@ -79,13 +80,15 @@ func (s *Server) redeemOnce(ctx context.Context, kind state.Credential, secret s
 
 // replayed answers a credential that is no longer there: if c redeemed it, what it issued is
 // revoked now (a late replay); either way the answer is invalid_grant with msg.
-func (s *Server) replayed(ctx context.Context, c *client, kind state.Credential, secret, msg string) *Error {
-	red, err := s.state.RevokeRedeemed(ctx, kind, secret, c.ID)
+func (s *Server) replayed(ctx context.Context, req *tokenRequest, kind state.Credential, secret, msg string) *Error {
+	red, err := s.state.RevokeRedeemed(ctx, kind, secret, req.client.ID)
 	if err != nil {
 		return errServer(err)
 	}
 	if red != nil {
-		s.log.Warn("single-use code redeemed twice; revoked the tokens it issued", zap.String("kind", kind.String()))
+		s.log.Warn("single-use code redeemed twice; revoked the tokens it issued",
+			zap.String("kind", kind.String()), zap.String("client_id", req.client.ID))
+		s.codeReused(req.r, kind, req.client, "")
 	}
 	return errInvalidGrant(msg)
 }

@@ -49,10 +49,12 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.errorPage(w, r, errServer(err))
 		return
-	case refused:
+	case refused != "":
+		s.signInFailed(r, c, methodPage, refused)
 		s.renderLogin(w, r, http.StatusTooManyRequests, id, p, c, name, "Too many failed attempts. Wait a few minutes and try again.")
 		return
 	case user == nil:
+		s.signInFailed(r, c, methodPage, "")
 		s.renderLogin(w, r, http.StatusUnauthorized, id, p, c, name, errBadCredentials)
 		return
 	}
@@ -60,6 +62,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, r, errServer(err))
 		return
 	}
+	s.audit(r, AuditSignIn, clientField(c), subField(user.Name))
 	p.SignedIn = true
 	if err := s.savePending(r, id, p); err != nil {
 		s.pendingFailed(w, r, err)

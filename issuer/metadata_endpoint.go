@@ -27,7 +27,7 @@ type metadata struct {
 	SubjectTypesSupported             []string `json:"subject_types_supported"`
 	IDTokenSigningAlgs                []string `json:"id_token_signing_alg_values_supported"`
 	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
-	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported,omitempty"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
 	ClaimsSupported                   []string `json:"claims_supported"`
 	PromptValuesSupported             []string `json:"prompt_values_supported"`
 	AccessTokenSigningAlgs            []string `json:"access_token_signing_alg_values_supported,omitempty"`
@@ -112,10 +112,10 @@ func (s *Server) metadata() metadata {
 		ClaimsSupported:                   claims.sorted(),
 		PromptValuesSupported:             []string{"none", "login", "consent", "select_account"},
 		AccessTokenSigningAlgs:            []string{s.cfg.SigningAlg},
-		AuthorizationResponseISS:          code || implicit,
-	}
-	if code {
-		md.CodeChallengeMethodsSupported = []string{"S256"}
+		// Always listed: PKCE is how a code would be redeemed, and MCP clients refuse an
+		// authorization server whose metadata lacks it, whatever grant they use.
+		CodeChallengeMethodsSupported: []string{"S256"},
+		AuthorizationResponseISS:      code || implicit,
 	}
 	if device {
 		md.DeviceAuthorizationEndpoint = s.endpoint(PathDeviceAuthorization)

@@ -41,7 +41,7 @@ func TestDiscoveryFollowsClients(t *testing.T) {
 		{"service only", []Client{service}, doc{
 			Grants: []string{"client_credentials"}, ResponseTypes: none, ResponseModes: none,
 			AuthMethods: []string{"client_secret_basic", "client_secret_post"}, Introspection: []string{"client_secret_basic", "client_secret_post"},
-			Revocation: []string{"client_secret_basic", "client_secret_post"}, Scopes: []string{"read"}}},
+			Revocation: []string{"client_secret_basic", "client_secret_post"}, Scopes: []string{"read"}, PKCE: []string{"S256"}}},
 		{"browser app", []Client{spa}, doc{
 			Grants: []string{"authorization_code", "refresh_token"}, ResponseTypes: []string{"code"},
 			ResponseModes: []string{"form_post", "fragment", "query"}, AuthMethods: []string{"none"}, Introspection: none,
@@ -49,11 +49,11 @@ func TestDiscoveryFollowsClients(t *testing.T) {
 		{"implicit with and without openid", []Client{legacy, tokenOnly}, doc{
 			Grants: []string{"implicit"}, ResponseTypes: []string{"id_token", "id_token token", "token"},
 			ResponseModes: []string{"form_post", "fragment"}, AuthMethods: []string{"none"}, Introspection: none,
-			Revocation: []string{"none"}, Scopes: []string{"openid", "profile", "read"}, ISS: true}},
+			Revocation: []string{"none"}, Scopes: []string{"openid", "profile", "read"}, PKCE: []string{"S256"}, ISS: true}},
 		{"implicit without openid", []Client{tokenOnly}, doc{
 			Grants: []string{"implicit"}, ResponseTypes: []string{"token"},
 			ResponseModes: []string{"form_post", "fragment"}, AuthMethods: []string{"none"}, Introspection: none,
-			Revocation: []string{"none"}, Scopes: []string{"read"}, ISS: true}},
+			Revocation: []string{"none"}, Scopes: []string{"read"}, PKCE: []string{"S256"}, ISS: true}},
 		{"device and a confidential web app", []Client{tv, web}, doc{
 			Grants:        []string{"authorization_code", "password", "refresh_token", GrantDeviceCode},
 			ResponseTypes: []string{"code"}, ResponseModes: []string{"form_post", "fragment", "query"},

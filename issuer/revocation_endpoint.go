@@ -1,12 +1,12 @@
 package issuer
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/golang-jwt/jwt/v5"
+	"go.uber.org/zap"
 
 	"github.com/tollgate-auth/tollgate/issuer/accesstoken"
 	"github.com/tollgate-auth/tollgate/issuer/state"
@@ -23,7 +23,7 @@ const PathRevoke = "/oauth2/revoke"
 func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 	c, tr, e := s.tokenAPIRequest(w, r, true)
 	if e == nil {
-		e = s.revoke(r.Context(), c, tr.token)
+		e = s.revoke(r, c, tr.token)
 	}
 	if e != nil {
 		s.writeJSONError(w, r, e)
@@ -35,22 +35,24 @@ func (s *Server) serveRevoke(w http.ResponseWriter, r *http.Request) {
 
 // revoke finds the token by its shape, whatever token_type_hint says (RFC 7009 §2.1: a wrong
 // hint must not stop the search): access tokens are JWTs, refresh tokens have no dot.
-func (s *Server) revoke(ctx context.Context, c *client, token string) *Error {
+func (s *Server) revoke(r *http.Request, c *client, token string) *Error {
 	if strings.Count(token, ".") == 2 {
-		return s.revokeJWT(ctx, c, token)
+		return s.revokeJWT(r, c, token)
 	}
-	switch err := s.state.RevokeToken(ctx, token, c.ID); {
+	switch user, err := s.state.RevokeToken(r.Context(), token, c.ID); {
 	case errors.Is(err, state.ErrOtherClient):
 		return errUnauthorizedClient("the token was issued to another client")
 	case err != nil:
 		return errServer(err)
+	case user != "":
+		s.audit(r, AuditTokenRevoked, clientField(c), subField(user), zap.String("kind", "refresh_token"))
 	}
 	return nil
 }
 
 // revokeJWT puts one of this issuer's access tokens on the deny-list. The signature must be
 // ours (so nobody can fill the deny-list with made-up ids); expiry does not matter.
-func (s *Server) revokeJWT(ctx context.Context, c *client, token string) *Error {
+func (s *Server) revokeJWT(r *http.Request, c *client, token string) *Error {
 	var claims accesstoken.Claims
 	_, err := jwt.ParseWithClaims(token, &claims, s.keys.Keyfunc, jwt.WithValidMethods([]string{s.cfg.SigningAlg}),
 		jwt.WithIssuer(s.issuer), jwt.WithoutClaimsValidation())
@@ -60,8 +62,9 @@ func (s *Server) revokeJWT(ctx context.Context, c *client, token string) *Error 
 	if claims.ClientID != c.ID {
 		return errUnauthorizedClient("the token was issued to another client")
 	}
-	if err := s.state.Deny(ctx, claims.ID, claims.ExpiresAt.Time); err != nil {
+	if err := s.state.Deny(r.Context(), claims.ID, claims.ExpiresAt.Time); err != nil {
 		return errServer(err)
 	}
+	s.audit(r, AuditTokenRevoked, clientField(c), subField(claims.Subject), zap.String("kind", "access_token"), zap.String("jti", claims.ID))
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/tollgate-auth/tollgate/issuer/keys"
@@ -37,6 +38,13 @@ type Deps struct {
 	// ClientIP returns the client's address for throttling. Default: the host of RemoteAddr.
 	// A host behind trusted proxies passes its resolved client IP here.
 	ClientIP func(*http.Request) string
+	// Metrics receives the tollgate_issuer_* collectors (metrics.go); the store is then
+	// measured too. Collectors already registered there (a reload, another issuer) are
+	// shared. Default: no metrics.
+	Metrics prometheus.Registerer
+	// Audit receives one INFO line per security event (audit.go); never a token, code, secret,
+	// password or user code. Default: none.
+	Audit *zap.Logger
 }
 
 // Server is a running authorization server. It is safe for concurrent use.
@@ -61,6 +69,8 @@ type Server struct {
 	// metadataJSON is the RFC 8414 / OpenID discovery document, built once.
 	metadataJSON []byte
 	log          *zap.Logger
+	auditLog     *zap.Logger
+	metrics      *metrics // nil: no metrics
 }
 
 // CheckConfig checks cfg as New would, without a store and without side effects: no file or key
@@ -95,6 +105,14 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if deps.Store == nil {
 		return nil, fmt.Errorf("issuer: a store is required")
 	}
+	m, err := newMetrics(deps.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("issuer: metrics: %w", err)
+	}
+	st := deps.Store
+	if m != nil {
+		st = m.meter(st)
+	}
 	u, _ := ParseIssuerURL(cfg.Issuer) // Validate checked it
 	s := &Server{
 		cfg:          cfg,
@@ -104,9 +122,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		realm:        u.Host,
 		denied:       state.NewDenyList(),
 		log:          deps.Logger,
+		auditLog:     deps.Audit,
+		metrics:      m,
 		ipOf:         deps.ClientIP,
 	}
-	s.state = state.New(deps.Store, state.Options{
+	s.state = state.New(st, state.Options{
 		FamilyIdle:    time.Duration(cfg.RefreshTokenIdleTTL),
 		ReuseGrace:    time.Duration(cfg.RefreshReuseGrace),
 		Tombstone:     s.redemptionTTL(),
@@ -115,6 +135,9 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if s.log == nil {
 		s.log = zap.NewNop()
 	}
+	if s.auditLog == nil {
+		s.auditLog = zap.NewNop()
+	}
 	if u.Scheme == "http" {
 		s.log.Warn("issuer uses plain http on a loopback address; use https in production", zap.String("issuer", s.issuer))
 	}
@@ -122,8 +145,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if cfg.IDTokenSigningAlg != cfg.SigningAlg {
 		algs = append(algs, cfg.IDTokenSigningAlg)
 	}
-	var err error
-	if s.keys, err = keys.Open(ctx, deps.Store, algs); err != nil {
+	if s.keys, err = keys.Open(ctx, st, algs); err != nil {
 		return nil, err
 	}
 	s.keys.SetLead(keyLead)
@@ -144,6 +166,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	s.clients = make(map[string]*client, len(cfg.Clients))
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = newClient(c)
+		s.clients[c.ID].issued = m.issuedCounters(s.clients[c.ID])
 		if c.Secret != "" && len(c.Secret) < minSecretLen {
 			// Secrets are checked without a write per request, so the client-authentication
 			// throttle bounds a guesser only by the limit plus the requests it has in flight.

@@ -24,12 +24,29 @@ const (
 	backoffMax  = time.Minute
 )
 
+// The throttles and bounds by name: the limit of tollgate_issuer_throttled_total and of the
+// audit log's throttled events.
+const (
+	limitSignInAddress     = "sign_in_address"
+	limitSignInUserAddress = "sign_in_user_address"
+	limitSignInUser        = "sign_in_user" // the per-user back-off
+	limitClientAuth        = "client_auth"
+	limitUserCode          = "user_code"
+	limitPendingAddress    = "pending_address"
+	limitPendingClient     = "pending_client"
+	limitDeviceAddress     = "device_address"
+	limitDeviceClient      = "device_client"
+)
+
+var throttleLimits = []string{limitSignInAddress, limitSignInUserAddress, limitSignInUser, limitClientAuth, limitUserCode,
+	limitPendingAddress, limitPendingClient, limitDeviceAddress, limitDeviceClient}
+
 // window is the current throttle window.
 func window(now time.Time) state.Window { return state.Window{Length: throttleWindow, Now: now} }
 
 // signIn checks a user's password behind the sign-in throttles, for the sign-in page and the
-// password grant. It returns the user when the password is right, and refused when the
-// attempt was not checked at all:
+// password grant. It returns the user when the password is right, and refused, the name of
+// the limit that refused it, when the attempt was not checked at all:
 //
 //   - per address and user: past SignInFailuresPerUserAddress failures the address is refused
 //     for that user;
@@ -43,11 +60,11 @@ func window(now time.Time) state.Window { return state.Window{Length: throttleWi
 // Every attempt is counted before it is checked. A right password takes its attempt back from
 // the counters and remembers the address. A refused attempt costs no password hash; its answer
 // is the same for known and unknown users.
-func (s *Server) signIn(ctx context.Context, name, password, ip string) (u *users.User, refused bool, err error) {
+func (s *Server) signIn(ctx context.Context, name, password, ip string) (u *users.User, refused string, err error) {
 	lim, w := s.cfg.Limits, window(time.Now())
 	known, err := s.state.KnownAddress(ctx, name, ip)
 	if err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
 	counted := make([]string, 0, 3)
 	defer func() {
@@ -61,39 +78,42 @@ func (s *Server) signIn(ctx context.Context, name, password, ip string) (u *user
 		name   string
 		limit  int
 		exempt bool
+		called string
 	}{
-		{"sign-in:address:" + ip, lim.SignInFailuresPerAddress, known},
-		{"sign-in:user-address:" + name + "\x00" + ip, lim.SignInFailuresPerUserAddress, false},
+		{"sign-in:address:" + ip, lim.SignInFailuresPerAddress, known, limitSignInAddress},
+		{"sign-in:user-address:" + name + "\x00" + ip, lim.SignInFailuresPerUserAddress, false, limitSignInUserAddress},
 	} {
 		n, err := s.state.Count(ctx, c.name, 1, w)
 		if err != nil {
-			return nil, false, err
+			return nil, "", err
 		}
 		counted = append(counted, c.name)
 		if n > int64(c.limit) && !c.exempt {
-			return nil, true, nil
+			return nil, c.called, nil
 		}
 	}
 	perUser := "sign-in:user:" + name
 	n, err := s.state.Count(ctx, perUser, 1, w)
 	if err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
 	counted = append(counted, perUser)
 	if over := n - int64(lim.SignInFailuresPerUser); over > 0 && !known {
 		ok, err := s.backoffSlot(ctx, name, over, int64(lim.SignInFailuresPerUser))
-		if err != nil || !ok {
-			return nil, !ok, err
+		if err != nil {
+			return nil, "", err
+		} else if !ok {
+			return nil, limitSignInUser, nil
 		}
 	}
 	user, ok := s.users.Authenticate(name, password)
 	if !ok {
-		return nil, false, nil
+		return nil, "", nil
 	}
 	if err := s.state.RememberAddress(ctx, user.Name, ip, knownAddressTTL); err != nil {
-		return nil, false, err
+		return nil, "", err
 	}
-	return user, false, nil
+	return user, "", nil
 }
 
 // backoffSlot decides an attempt for a user past the per-user limit by over failures, from an

@@ -3,14 +3,19 @@ package issuer
 import (
 	"context"
 	"net/http"
+	"net/url"
 )
 
 // tokenRequest is a parsed, client-authenticated token-endpoint request, handed to a grant.
+// The endpoint fills it as it goes, so what is known of a failed request is there for the
+// metrics.
 type tokenRequest struct {
+	r         *http.Request // for the audit log
 	form      form
 	client    *client
 	grantType string
 	ip        string // the client's address, for throttling
+	handled   bool   // the grant ran
 }
 
 // tokenResponse is a successful token response (RFC 6749 §5.1).
@@ -21,6 +26,8 @@ type tokenResponse struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	// sub and jti are the subject and the access token's id, for the audit log.
+	sub, jti string
 }
 
 // grant handles one grant type at the token endpoint. The endpoint has already parsed the
@@ -31,28 +38,36 @@ type grant interface {
 
 // serveToken is the token endpoint (RFC 6749 §3.2).
 func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
-	resp, e := s.token(w, r)
+	req := tokenRequest{r: r}
+	resp, e := s.token(w, r, &req)
 	if e != nil {
+		s.tokenFailed(&req, e)
 		s.writeJSONError(w, r, e)
 		return
 	}
+	if req.grantType == GrantDeviceCode {
+		s.countDevicePoll(outcomeOK)
+	}
+	s.tokenIssued(r, grantLabel(req.grantType), req.client, resp.sub, resp.Scope, resp.jti, resp.RefreshToken != "")
 	writeJSON(w, http.StatusOK, resp)
 }
 
-func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, *Error) {
+func (s *Server) token(w http.ResponseWriter, r *http.Request, req *tokenRequest) (*tokenResponse, *Error) {
 	f, e := parsePostForm(w, r)
 	if e != nil {
 		return nil, e
 	}
 	gt := f["grant_type"]
+	req.form, req.grantType = f, gt
 	if gt == "" {
 		return nil, errInvalidRequest("grant_type is required")
 	}
-	ip := s.clientIP(r)
-	c, e := s.authenticateClient(r, f, ip)
+	req.ip = s.clientIP(r)
+	c, e := s.authenticateClient(r, f, req.ip)
 	if e != nil {
 		return nil, e
 	}
+	req.client = c
 	g := s.grants[gt]
 	if g == nil {
 		return nil, errUnsupportedGrantType("grant_type " + quoteParam(gt) + " is not supported")
@@ -60,5 +75,34 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) (*tokenResponse, 
 	if !c.grants[gt] {
 		return nil, errUnauthorizedClient("the client is not allowed to use this grant_type")
 	}
-	return g.handle(r.Context(), &tokenRequest{form: f, client: c, grantType: gt, ip: ip})
+	req.handled = true
+	return g.handle(r.Context(), req)
+}
+
+// tokenFailed counts an error response of the token endpoint: by grant, code and the client,
+// the authenticated one or else the one the request named, if the configuration knows it.
+func (s *Server) tokenFailed(req *tokenRequest, e *Error) {
+	if s.metrics == nil {
+		return
+	}
+	client := unknownLabel
+	if req.client != nil {
+		client = req.client.ID
+	} else if id, ok := claimedClientID(req.r, req.form); ok {
+		client = s.clientLabel(id)
+	}
+	s.countTokenError(grantLabel(req.grantType), e.Code, client)
+	if req.handled && req.grantType == GrantDeviceCode {
+		s.countDevicePoll(e.Code)
+	}
+}
+
+// claimedClientID is the client id a request names, authenticated or not.
+func claimedClientID(r *http.Request, f form) (string, bool) {
+	if user, _, ok := r.BasicAuth(); ok {
+		id, err := url.QueryUnescape(user)
+		return id, err == nil
+	}
+	id, ok := f["client_id"]
+	return id, ok
 }

@@ -204,8 +204,9 @@ type Rotated struct {
 // replaced by a new one and the access token RotateRequest names is recorded. A token of the
 // family that is no longer live is reuse (RFC 9700 §4.14.2): within the grace window after
 // its rotation it gets the same successor again, otherwise the family is revoked in that same
-// step and every access token it issued goes on the deny-list (ErrReused). Racing uses of one
-// token, from any node, therefore give one rotation; the others are retries or reuse.
+// step and every access token it issued goes on the deny-list (ErrReused; the Rotated returned
+// with it names only the family's client and user). Racing uses of one token, from any node,
+// therefore give one rotation; the others are retries or reuse.
 func (s *State) Rotate(ctx context.Context, req RotateRequest) (*Rotated, error) {
 	id, secret, ok := splitToken(req.Token)
 	if !ok {
@@ -282,7 +283,8 @@ func (s *State) Rotate(ctx context.Context, req RotateRequest) (*Rotated, error)
 		if err := s.denyAll(ctx, deny); err != nil {
 			return nil, err
 		}
-		return nil, ErrReused
+		// Who the revoked family was, for the audit log; no token.
+		return &Rotated{Family: Family{ClientID: f.ClientID, User: f.User}}, ErrReused
 	}
 	// Superseded tokens leave the record only once they are denied. Should a denial fail, the
 	// rotation stands (its successor must reach the client), and the tokens stay on record: the
@@ -391,26 +393,26 @@ func (s *State) FamilyOf(ctx context.Context, token string) (f *Family, live boo
 }
 
 // RevokeToken revokes the family of a refresh token presented by clientID (RFC 7009): any
-// token of the family, live or rotated, revokes all of it. It returns ErrOtherClient for
-// another client's token and nil, doing nothing, for a token it does not know (a secret the
-// family never made among them).
-func (s *State) RevokeToken(ctx context.Context, token, clientID string) error {
+// token of the family, live or rotated, revokes all of it, and the family's user is returned.
+// It returns ErrOtherClient for another client's token and "", nil, doing nothing, for a token
+// it does not know (a secret the family never made among them).
+func (s *State) RevokeToken(ctx context.Context, token, clientID string) (user string, err error) {
 	id, secret, ok := splitToken(token)
 	if !ok {
-		return nil
+		return "", nil
 	}
 	key := Key(id)
 	f, err := get[Family](ctx, s.st, bucketFamilies, key)
 	if f == nil || err != nil {
-		return err
+		return "", err
 	}
 	if !familySecret(id, secret, f.MAC) {
-		return nil
+		return "", nil
 	}
 	if f.ClientID != clientID {
-		return ErrOtherClient
+		return "", ErrOtherClient
 	}
-	return s.RevokeFamily(ctx, key)
+	return f.User, s.RevokeFamily(ctx, key)
 }
 
 // RevokeBefore revokes every refresh family of user (and with clientID "" every browser

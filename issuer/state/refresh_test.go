@@ -72,7 +72,7 @@ func TestMadeUpSecretRevokesNothing(t *testing.T) {
 	if _, err := rotate(s, ctx, forged); !errors.Is(err, ErrInvalidToken) {
 		t.Fatalf("Rotate with a made-up secret: %v, want ErrInvalidToken", err)
 	}
-	if err := s.RevokeToken(ctx, forged, "c"); err != nil {
+	if _, err := s.RevokeToken(ctx, forged, "c"); err != nil {
 		t.Fatal(err)
 	}
 	rot, err := rotate(s, ctx, token)
