@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"github.com/tollgate-auth/tollgate/issuer"
 )
@@ -22,6 +23,7 @@ type App struct {
 	issuers    map[string]*IssuerHandler // by issuer URL
 	protectors []*ProtectHandler
 	metrics    *protectMetrics
+	ctx        caddy.Context
 }
 
 // CaddyModule returns the Caddy module information.
@@ -38,7 +40,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("tollgate: metrics: %w", err)
 	}
-	a.metrics = m
+	a.metrics, a.ctx = m, ctx
 	return nil
 }
 
@@ -88,6 +90,16 @@ func (a *App) Start() error {
 	for _, h := range issuers {
 		if err := h.start(); err != nil {
 			return err
+		}
+	}
+	if v, err := a.ctx.AppIfConfigured("http"); err == nil {
+		if httpApp, ok := v.(*caddyhttp.App); ok {
+			mounts := protectorMounts(httpApp)
+			for _, p := range protectors {
+				if p.gate != nil {
+					p.gate.SetMounts(mounts[p])
+				}
+			}
 		}
 	}
 	for _, p := range protectors {

@@ -114,7 +114,7 @@ func TestEndToEndClientCredentials(t *testing.T) {
 		{"valid token GET", "GET", "/v1/things", full, 200, ""},
 		{"valid token POST with write", "POST", "/v1/things", full, 200, ""},
 		{"read-only token GET", "GET", "/v1/things", readOnly, 200, ""},
-		{"missing token", "GET", "/v1/things", "", 401, realm + `, resource_metadata="` + s.api + `/.well-known/oauth-protected-resource"`},
+		{"missing token", "GET", "/v1/things", "", 401, realm + `, scope="read", resource_metadata="` + s.api + `/.well-known/oauth-protected-resource"`},
 		{"read-only token POST", "POST", "/v1/things", readOnly, 403, realm + `, error="insufficient_scope", scope="read write"*`},
 		{"tampered payload", "GET", "/v1/things", jwttest.Tamper(t, full), 401, invalid + "*"},
 		{"alg none", "GET", "/v1/things", algNone(t, full), 401, invalid + "*"},

@@ -14,8 +14,26 @@ var liveProtectors sync.Map // *ProtectHandler → struct{}
 // protectMetrics are the counters of oauth_protect in Caddy's metrics registry:
 //
 //	tollgate_protect_allowed_total                   requests let through
-//	tollgate_protect_denied_total{reason}            requests refused, by policy.Denial.Reason
-//	                                                 (ambiguous_path: a 400 for a path a rule could misread)
+//	tollgate_protect_denied_total{reason}            requests refused, by policy.Denial.Reason:
+//	    no_token            401, no bearer token (or another scheme)
+//	    malformed           400 bad Bearer syntax, or 401: not a JWT, undecodable, unknown alg or
+//	                        crit header, exp/nbf/iat not a number, exp (or jti with a deny-list) missing
+//	    expired             401, exp passed
+//	    not_yet_valid       401, nbf or iat in the future (clock skew between issuer and edge)
+//	    signature           401, signature does not verify, or alg outside the allow-list
+//	    issuer              401, iss not a trusted issuer (exact match)
+//	    audience            401, aud missing or none of this API's
+//	    unknown_key         401, no key for the token's kid at its issuer
+//	    typ                 401, not an access token (JOSE typ, or an ID token)
+//	    revoked             401, jti on a deny-list
+//	    introspection       401, the introspection endpoint called the opaque token inactive
+//	    insufficient_scope  403, a scope the route needs is missing
+//	    claims              403, a CEL claim condition of the route fails
+//	    unavailable         503, the issuer's keys or introspection endpoint are out of reach
+//	    ambiguous_path      400, a path a rule could read differently from the upstream
+//	    invalid_request     400, the token sent twice (two headers, two parameters, or both)
+//	                        (dpop is reserved for DPoP, which is not checked yet)
+//	                        The client sees only the RFC 6750 code and a generic description.
 //	tollgate_protect_cache_hits_total                verified-token cache hits
 //	tollgate_protect_cache_misses_total              cache misses (each a signature check or introspection)
 //	tollgate_protect_cache_entries                   tokens held in the caches now

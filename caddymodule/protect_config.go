@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddytls"
 	"go.uber.org/zap"
 
@@ -152,11 +155,22 @@ func (p *ProtectHandler) compile() error {
 		AllowEncodedSlashes: p.AllowEncodedSlashes,
 		CacheSize:           p.CacheSize,
 		Resource:            p.Resource,
+		OriginalURL:         originalURL,
 	}, nil)
 	if err != nil {
 		return fmt.Errorf("oauth_protect: %w", err)
 	}
 	p.gate = gate
+	return nil
+}
+
+// originalURL is the URL of r as its client sent it, before handle_path, uri strip_prefix or a
+// rewrite changed r.URL: what was stripped is where the gate is mounted, and its RFC 9728 URLs
+// must name what the client can fetch (policy.Config.OriginalURL).
+func originalURL(r *http.Request) *url.URL {
+	if or, ok := r.Context().Value(caddyhttp.OriginalRequestCtxKey).(http.Request); ok {
+		return or.URL
+	}
 	return nil
 }
 

@@ -23,7 +23,10 @@ func init() {
 // ProtectHandler is the oauth_protect HTTP handler: it lets a request pass to the next handler
 // (typically reverse_proxy) only with a valid bearer access token carrying the scopes and claims
 // the route needs, and answers RFC 6750 errors otherwise. It serves the API's RFC 9728 metadata
-// at /.well-known/oauth-protected-resource without a token. On success it sets
+// without a token: at /.well-known/oauth-protected-resource under its resource (the site root,
+// or the prefix of handle_path, or the path of resource or of an audience on the site's host),
+// which its challenges name, and at the RFC 9728 path-inserted URL when a request for it
+// reaches the handler (see policy/resource_metadata.go). On success it sets
 // {http.auth.user.id} (the token's sub) and {http.auth.user.<claim>} for every top-level claim
 // (client_id, scope, …), and the forward_claim headers.
 type ProtectHandler struct {
@@ -72,9 +75,14 @@ type ProtectHandler struct {
 	// Access-Control-Request-Method) pass without a token, for an upstream that answers CORS.
 	// Default: off (a preflight gets 401 like any request without a token).
 	AllowPreflight bool `json:"allow_preflight,omitempty"`
-	// Resource is the API's RFC 9728 resource identifier; when it is an http(s) URL, the
-	// metadata URL announced in challenges is derived from it. Default: the first audience, with
-	// the metadata URL built from the request's scheme and host.
+	// Resource is the API's RFC 9728 resource identifier, the "resource" of its metadata; when
+	// it is an http(s) URL, challenges name <resource>/.well-known/oauth-protected-resource, and
+	// the document is also served at the path-inserted
+	// /.well-known/oauth-protected-resource/<path> whenever a request for it reaches the
+	// handler. Default: the longest audience that is an http(s) URL on the request's host and a
+	// path prefix of the request; else the request's origin plus the prefix handle_path
+	// stripped (the origin alone at the site root). Under handle or route, which strip nothing,
+	// the handler cannot know its prefix: give resource, or an audience on the site, there.
 	Resource string `json:"resource,omitempty"`
 	// CacheSize bounds the verified-token cache (entries). Default 10000; negative turns it off.
 	CacheSize int `json:"cache_size,omitempty"`

@@ -140,7 +140,7 @@ func TestProtectRemoteIssuer(t *testing.T) {
 		if resp.StatusCode != 200 || json.Unmarshal([]byte(body), &md) != nil {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
-		if md["resource"] != "https://api.test" || fmt.Sprint(md["authorization_servers"]) != "["+idp.url+"]" ||
+		if md["resource"] != s.api || fmt.Sprint(md["authorization_servers"]) != "["+idp.url+"]" ||
 			fmt.Sprint(md["bearer_methods_supported"]) != "[header query]" || fmt.Sprint(md["scopes_supported"]) != "[read]" {
 			t.Fatalf("metadata %v", md)
 		}

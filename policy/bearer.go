@@ -46,7 +46,7 @@ func (g *Gate) bearerToken(r *http.Request) (string, *Denial) {
 			return "", badRequest("token sent by more than one method", errManyTransport)
 		case len(vs) == 1:
 			if !isB64Token(vs[0]) {
-				return "", badRequest("malformed access_token parameter", errBadQuery)
+				return "", malformedRequest("malformed access_token parameter", errBadQuery)
 			}
 			token = vs[0]
 		}
@@ -73,13 +73,13 @@ func parseAuthorization(v string) (string, *Denial) {
 	scheme, rest, _ := strings.Cut(v, " ")
 	if !strings.EqualFold(scheme, "Bearer") {
 		if scheme == "" {
-			return "", badRequest("malformed Authorization header", errBadHeader)
+			return "", malformedRequest("malformed Authorization header", errBadHeader)
 		}
 		return "", nil
 	}
 	rest = strings.TrimLeft(rest, " ")
 	if !isB64Token(rest) {
-		return "", badRequest("malformed Bearer credentials", errBadHeader)
+		return "", malformedRequest("malformed Bearer credentials", errBadHeader)
 	}
 	return rest, nil
 }
@@ -107,8 +107,14 @@ var b64TokenChar = func() (t [256]bool) {
 	return t
 }()
 
+// badRequest is the 400 of a request that sends its token more than once.
 func badRequest(desc string, err error) *Denial {
 	return &Denial{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Description: desc, Err: err, reason: ReasonInvalidRequest}
+}
+
+// malformedRequest is the 400 of credentials that are not Bearer syntax (RFC 6750 §2.1, §3.1).
+func malformedRequest(desc string, err error) *Denial {
+	return &Denial{Status: http.StatusBadRequest, Code: CodeInvalidRequest, Description: desc, Err: err, reason: ReasonMalformed}
 }
 
 func noToken(err error) *Denial {

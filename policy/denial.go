@@ -17,19 +17,64 @@ const (
 	CodeInsufficientScope = "insufficient_scope"
 )
 
-// Reasons are the values of Denial.Reason: a small fixed set, fit for a metrics label.
+// Reasons are the values of Denial.Reason: a small fixed set, fit for a metrics label. They tell
+// the operator which check refused a request; the client is told no more than the RFC 6750 error
+// code and a generic description (every token refusal below is invalid_token, "invalid token",
+// but for "token expired", "token not yet valid" and "token revoked", which the client can act on).
 const (
-	ReasonNoToken           = "no_token"
-	ReasonInvalidRequest    = "invalid_request"
-	ReasonInvalidToken      = "invalid_token"
-	ReasonExpired           = "expired"
-	ReasonRevoked           = "revoked"
+	// ReasonNoToken: the request carries no bearer token (none, or another scheme). 401 without
+	// an error code.
+	ReasonNoToken = "no_token"
+	// ReasonMalformed: the credentials cannot be read as an RFC 9068 access token: bad Bearer
+	// syntax (400 invalid_request), or a token that is not a JWT (and no issuer introspects),
+	// whose header, payload or signature does not decode, whose header names an unknown "alg" or
+	// a "crit" extension, whose "exp", "nbf" or "iat" is not a number, or that lacks "exp", or
+	// "jti" while its issuer keeps a deny-list. 401.
+	ReasonMalformed = "malformed"
+	// ReasonExpired: "exp" has passed (beyond the leeway). 401.
+	ReasonExpired = "expired"
+	// ReasonNotYetValid: "nbf" or "iat" lies in the future (beyond the leeway): usually a clock
+	// skew between the issuer and the edge, which is why it is not counted as expired. 401.
+	ReasonNotYetValid = "not_yet_valid"
+	// ReasonSignature: the signature does not verify with the issuer's key for the token's "kid",
+	// or the "alg" is outside the allow-list (none, HMAC, or one the configuration left out). 401.
+	ReasonSignature = "signature"
+	// ReasonIssuer: "iss" names no trusted issuer (compared exactly, trailing slash included),
+	// or an introspection response names another issuer. 401.
+	ReasonIssuer = "issuer"
+	// ReasonAudience: "aud" is missing or names none of this API's audiences. 401.
+	ReasonAudience = "audience"
+	// ReasonUnknownKey: the issuer's key set has no key for the token's "kid" (after the
+	// refetch an unknown kid may trigger), or the token has no "kid" and the set several keys,
+	// or the key source refused the token otherwise. 401.
+	ReasonUnknownKey = "unknown_key"
+	// ReasonTyp: the token is not an access token: its JOSE "typ" is not at+jwt (nor, with
+	// accept_jwt_typ, JWT), or it is an ID token typed JWT. 401.
+	ReasonTyp = "typ"
+	// ReasonRevoked: the token's "jti" is on a deny-list. 401.
+	ReasonRevoked = "revoked"
+	// ReasonIntrospection: the issuer's introspection endpoint called the (opaque) token
+	// inactive, or vouched for claims no token may have. 401.
+	ReasonIntrospection = "introspection"
+	// ReasonInsufficientScope: the token lacks a scope the route needs. 403.
 	ReasonInsufficientScope = "insufficient_scope"
-	ReasonClaims            = "claims"
-	ReasonUnavailable       = "unavailable"
+	// ReasonClaims: the token fails one of the route's CEL claim conditions. 403.
+	ReasonClaims = "claims"
+	// ReasonUnavailable: the token cannot be judged now: the issuer's keys or its introspection
+	// endpoint are out of reach. 503.
+	ReasonUnavailable = "unavailable"
 	// ReasonAmbiguousPath: the request path could be read differently by a rule and by the
 	// upstream (an encoded slash, a backslash, a dot segment; see Gate.RequiredScopes). 400.
 	ReasonAmbiguousPath = "ambiguous_path"
+	// ReasonInvalidRequest: the request sends its token more than once (two Authorization
+	// headers, two access_token parameters, or both). 400.
+	ReasonInvalidRequest = "invalid_request"
+	// ReasonDPoP is reserved for refusals of DPoP-bound tokens and proofs (RFC 9449), which the
+	// Gate does not check yet; no denial carries it today.
+	ReasonDPoP = "dpop"
+	// ReasonInvalidToken is what Reason reports for a Denial built outside this package with
+	// Code invalid_token and no reason; the Gate's own denials always name their cause.
+	ReasonInvalidToken = "invalid_token"
 )
 
 // RetryAfterSeconds is the Retry-After of a 503 answered while the issuer's keys are unavailable.
@@ -45,7 +90,8 @@ type Denial struct {
 	Code string
 	// Description is a short, generic error_description that is safe to show the client.
 	Description string
-	// Scope lists, space-separated, every scope the request needs (insufficient_scope only).
+	// Scope lists, space-separated, every scope the request needs: on a 403 insufficient_scope,
+	// and on a 401 (no token, or an invalid one) when the route needs any.
 	Scope string
 	// Err is the underlying cause, for logs only: it may name claims and keys.
 	Err error
@@ -93,10 +139,13 @@ func (d *Denial) Reason() string {
 //
 //	Bearer realm="https://auth.example.com", error="invalid_token", error_description="token expired", resource_metadata="https://api.example.com/.well-known/oauth-protected-resource"
 //
-// A nil d, or one without Code, gives the bare challenge with only realm and resource_metadata.
-// resource_metadata (RFC 9728 §5.1) is built from r's scheme and host unless the Config fixes it;
-// with a nil r and no fixed URL it is left out. Attribute values are restricted to the characters
-// RFC 6750 allows, so no value can break out of its quotes or the header line.
+// A nil d, or one without Code, gives the challenge without error attributes (RFC 6750 §3.1: a
+// request without credentials gets none): realm, the scope a 401 announces, resource_metadata.
+// resource_metadata (RFC 9728 §5.1) is the resource of r plus /.well-known/oauth-protected-resource
+// (see resource_metadata.go): at the site root the RFC 9728 §3 URL, under a prefix a URL under
+// it; it is built from r's scheme and host unless the Config fixes it, and with a nil r and
+// nothing fixed it is left out. Attribute values are restricted to the characters RFC 6750
+// allows, so no value can break out of its quotes or the header line.
 func (g *Gate) Challenge(r *http.Request, d *Denial) string {
 	var b strings.Builder
 	b.Grow(len(g.challenge) + 160)
@@ -104,6 +153,8 @@ func (g *Gate) Challenge(r *http.Request, d *Denial) string {
 	if d != nil && d.Code != "" {
 		writeAttr(&b, "error", d.Code)
 		writeAttr(&b, "error_description", d.Description)
+	}
+	if d != nil {
 		writeAttr(&b, "scope", d.Scope)
 	}
 	writeAttr(&b, "resource_metadata", g.resourceMetadataURL(r))

@@ -20,9 +20,12 @@
 //  5. checks that the token grants every scope the request needs ([Config.Scopes] plus the scopes
 //     of the first [Rule] whose method and path glob match) and satisfies the CEL claim conditions.
 //
-// A refusal is a [Denial] that carries the RFC 6750 §3.1 error; [Gate.Challenge] turns it into the
-// WWW-Authenticate value, with the RFC 9728 resource_metadata attribute, and
-// [Gate.ServeResourceMetadata] serves the protected-resource metadata document. The package is
+// A refusal is a [Denial] that carries the RFC 6750 §3.1 error and, in [Denial.Reason], which check
+// failed (a metrics label; the client is told no more than the error code); [Gate.Challenge]
+// turns it into the WWW-Authenticate value, with the scopes the route needs and the RFC 9728
+// resource_metadata attribute, and [Gate.ServeResourceMetadata] serves the protected-resource
+// metadata document, at the root of the site or under the prefix the Gate is mounted at
+// ([Config.Resource], [Config.OriginalURL]). The package is
 // plain net/http: it imports neither Caddy nor the issuer, only the shared claim set in
 // issuer/accesstoken.
 package policy

@@ -96,11 +96,11 @@ func (g *Gate) Authorize(r *http.Request) (*Token, *Denial) {
 	}
 	raw, d := g.bearerToken(r)
 	if d != nil {
-		return nil, d
+		return nil, g.withScope(d, r.Method, &forms)
 	}
 	tok, d := g.token(raw)
 	if d != nil {
-		return nil, d
+		return nil, g.withScope(d, r.Method, &forms)
 	}
 	need := g.requirement(r.Method, &forms)
 	if missing := missingScope(need.scopes, tok.Claims.Scope); missing != "" {
@@ -128,6 +128,16 @@ func (g *Gate) Authorize(r *http.Request) (*Token, *Denial) {
 		}
 	}
 	return tok, nil
+}
+
+// withScope adds to a 401 the scopes the request needs, which the challenge announces (RFC 6750
+// §3; the MCP authorization spec asks for them): a client without a token, or with an invalid
+// one, learns which scopes to ask for. A route that needs none adds nothing.
+func (g *Gate) withScope(d *Denial, method string, forms *pathForms) *Denial {
+	if d.Status == http.StatusUnauthorized {
+		d.Scope = g.requirement(method, forms).scopeAttr
+	}
+	return d
 }
 
 // token returns the verified token raw, from the cache when possible.

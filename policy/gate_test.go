@@ -19,9 +19,13 @@ func requestChallenge(desc string) string {
 	return realmChallenge + `, error="invalid_request", error_description="` + desc + `"`
 }
 
+// tokenChallenge is the 401 of an invalid token for GET /v1/items, which needs read.
 func tokenChallenge(desc string) string {
-	return realmChallenge + `, error="invalid_token", error_description="` + desc + `"`
+	return realmChallenge + `, error="invalid_token", error_description="` + desc + `", scope="read"`
 }
+
+// noTokenChallenge is the 401 of a request for GET /v1/items without a token.
+const noTokenChallenge = realmChallenge + `, scope="read"`
 
 func scopeChallenge(scope string) string {
 	return realmChallenge + `, error="insufficient_scope", scope="` + scope + `"`
@@ -103,8 +107,8 @@ func TestAuthorize(t *testing.T) {
 		{name: "upper-case BEARER, two spaces", auth: []string{"BEARER  " + valid}},
 
 		// RFC 6750 §2.1 extraction.
-		{name: "missing header", status: 401, challenge: realmChallenge, err: errNoToken},
-		{name: "other scheme", auth: []string{"Basic YWxpY2U6cHc="}, status: 401, challenge: realmChallenge, err: errOtherScheme},
+		{name: "missing header", status: 401, challenge: noTokenChallenge, err: errNoToken},
+		{name: "other scheme", auth: []string{"Basic YWxpY2U6cHc="}, status: 401, challenge: noTokenChallenge, err: errOtherScheme},
 		{name: "two Authorization headers", auth: []string{"Bearer " + valid, "Bearer " + valid}, status: 400, code: CodeInvalidRequest, challenge: requestChallenge("more than one Authorization header")},
 		{name: "Bearer without token", auth: []string{"Bearer"}, status: 400, code: CodeInvalidRequest, challenge: requestChallenge("malformed Bearer credentials")},
 		{name: "token outside b64token", auth: []string{"Bearer not a token!"}, status: 400, code: CodeInvalidRequest, challenge: requestChallenge("malformed Bearer credentials")},
@@ -149,13 +153,13 @@ func TestAuthorize(t *testing.T) {
 		{name: "admin with admin scope", target: "/Admin/x", auth: []string{"Bearer " + k.mint(t, "ES256", "at+jwt", scope("read admin"))}},
 
 		// RFC 6750 §2.3 query token.
-		{name: "query token refused by default", target: "/v1/items?access_token=" + valid, status: 401, challenge: realmChallenge, err: errNoToken},
+		{name: "query token refused by default", target: "/v1/items?access_token=" + valid, status: 401, challenge: noTokenChallenge, err: errNoToken},
 		{name: "query token when allowed", cfg: allowQuery, target: "/v1/items?access_token=" + valid},
 		{name: "query token beside another scheme", cfg: allowQuery, target: "/v1/items?access_token=" + valid, auth: []string{"Basic YWxpY2U6cHc="}},
 		{name: "header and query token", cfg: allowQuery, target: "/v1/items?access_token=" + valid, auth: []string{"Bearer " + valid}, status: 400, code: CodeInvalidRequest, challenge: requestChallenge("token sent by more than one method")},
 		{name: "two query tokens", cfg: allowQuery, target: "/v1/items?access_token=" + valid + "&access_token=" + valid, status: 400, code: CodeInvalidRequest, challenge: requestChallenge("more than one access_token parameter")},
 		{name: "malformed query token", cfg: allowQuery, target: "/v1/items?access_token=a%20b", status: 400, code: CodeInvalidRequest, challenge: requestChallenge("malformed access_token parameter")},
-		{name: "body token is never read", cfg: allowQuery, method: "POST", body: "access_token=" + url.QueryEscape(valid), status: 401, challenge: realmChallenge, err: errNoToken},
+		{name: "body token is never read", cfg: allowQuery, method: "POST", body: "access_token=" + url.QueryEscape(valid), status: 401, challenge: realmChallenge + `, scope="read write"`, err: errNoToken},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

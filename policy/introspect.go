@@ -22,8 +22,11 @@ const DefaultIntrospectionTTL = 5 * time.Minute
 // maxResponseBytes bounds what the edge reads from an issuer (JWKS, metadata, introspection).
 const maxResponseBytes = 1 << 20
 
-// errInactive is the cause of a denial for a token the issuer called inactive.
-var errInactive = errors.New("introspection: token is not active")
+// Causes of denials for tokens the introspection endpoint did not vouch for.
+var (
+	errInactive         = errors.New("introspection: token is not active")
+	errBadIntrospection = errors.New("introspection: the response vouches for claims no token may have")
+)
 
 // Introspection configures RFC 7662 token introspection for an issuer whose tokens the edge cannot
 // verify itself (opaque tokens).
@@ -77,14 +80,14 @@ func (g *Gate) introspect(is *issuer, raw string) (*Token, *Denial) {
 	claims := res.claims
 	switch {
 	case res.invalid != nil:
-		return nil, invalidToken(res.invalid)
+		return nil, invalidToken(fmt.Errorf("%w: %w", errBadIntrospection, res.invalid))
 	case !res.active:
 		return nil, invalidToken(errInactive)
 	}
 	if claims.Issuer != "" && claims.Issuer != is.name {
 		return nil, invalidToken(fmt.Errorf("%w: introspection names issuer %q", jwt.ErrTokenInvalidIssuer, clip(claims.Issuer)))
 	}
-	if err := is.validator.Validate(claims); err != nil {
+	if err := is.validate(claims); err != nil {
 		return nil, invalidToken(err)
 	}
 	if claims.ID == "" && is.requiresJTI() {

@@ -20,6 +20,9 @@ var (
 	errCritical       = errors.New(`JOSE header "crit" names extensions this edge does not understand`)
 	errRevoked        = errors.New("token revoked")
 	errIDToken        = errors.New("the token is an ID token, not an access token")
+	// errNoKey wraps what a KeySource returned, other than ErrKeysUnavailable, for a token
+	// that passed every other check: it has no key for the token.
+	errNoKey = errors.New("no key verifies the token")
 )
 
 // newParser builds the JWT parser shared by every issuer: the "alg" allow-list, strict base64,
@@ -83,7 +86,7 @@ func (is *issuer) checkThenKey(t *jwt.Token) (any, error) {
 	if claims.Issuer != is.name { // RFC 9068 §4: exactly
 		return nil, jwt.ErrTokenInvalidIssuer
 	}
-	if err := is.validator.Validate(claims); err != nil {
+	if err := is.validate(claims); err != nil {
 		return nil, err
 	}
 	if !explicit {
@@ -94,7 +97,24 @@ func (is *issuer) checkThenKey(t *jwt.Token) (any, error) {
 	if claims.ID == "" && is.requiresJTI() {
 		return nil, errNoJTI
 	}
-	return is.keys.Keyfunc(t)
+	key, err := is.keys.Keyfunc(t)
+	if err != nil && !errors.Is(err, ErrKeysUnavailable) {
+		return nil, fmt.Errorf("%w: %w", errNoKey, err)
+	}
+	return key, err
+}
+
+// errNoAudience marks a validation error of claims without "aud", which golang-jwt reports as
+// a missing required claim, like a missing "exp".
+var errNoAudience = errors.New(`the token has no "aud"`)
+
+// validate checks the lifetime and audience of claims.
+func (is *issuer) validate(claims *tokenClaims) error {
+	err := is.validator.Validate(claims)
+	if err != nil && len(claims.Audience) == 0 {
+		return fmt.Errorf("%w: %w", errNoAudience, err)
+	}
+	return err
 }
 
 // isJWTType reports a JOSE "typ" of a plain JWT (RFC 7519 §5.1), case-insensitively.
@@ -169,17 +189,36 @@ func clip(s string) string {
 }
 
 // invalidToken maps a verification error to a 401 whose description tells the client only what
-// it can act on (refresh an expired token, wait out clock skew); the detail stays in Err.
+// it can act on (refresh an expired token, wait out clock skew); the detail stays in Err, and
+// the check that failed in the Denial's Reason, for the operator.
+//
+// golang-jwt joins every failed claim check into one error, so a token can be both expired and
+// for another audience: the first cause below wins, and the description agrees with it.
 func invalidToken(err error) *Denial {
-	desc, reason := "invalid token", ReasonInvalidToken
+	desc, reason := "invalid token", ReasonMalformed
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		desc, reason = "token expired", ReasonExpired
 	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		desc = "token not yet valid"
+		desc, reason = "token not yet valid", ReasonNotYetValid
 	case errors.Is(err, errRevoked):
 		desc, reason = "token revoked", ReasonRevoked
+	case errors.Is(err, errInactive), errors.Is(err, errBadIntrospection):
+		reason = ReasonIntrospection
+	case errors.Is(err, errNotAccessToken), errors.Is(err, errIDToken):
+		reason = ReasonTyp
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		reason = ReasonIssuer
+	case errors.Is(err, jwt.ErrTokenInvalidAudience), errors.Is(err, errNoAudience):
+		reason = ReasonAudience
+	case errors.Is(err, errNoKey):
+		reason = ReasonUnknownKey
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		reason = ReasonSignature
 	}
+	// Anything else is malformed: jwt.ErrTokenMalformed, an unknown "alg" or "crit" header
+	// (jwt.ErrTokenUnverifiable, errCritical), a claim that is not a NumericDate, a missing
+	// "exp" (jwt.ErrTokenRequiredClaimMissing) or "jti" (errNoJTI).
 	return &Denial{Status: http.StatusUnauthorized, Code: CodeInvalidToken, Description: desc, Err: err, reason: reason}
 }
 
