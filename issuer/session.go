@@ -14,27 +14,14 @@ import (
 // cookieName returns the name of one of the issuer's cookies. An issuer at the root of its
 // host uses base as it is; an issuer under a path adds a short digest of the path, so that
 // issuers under several paths of one host (and one at the root) keep separate sessions. Over
-// TLS the root issuer's cookies take the "__Host-" prefix, which pins them to this host and
-// path "/" with Secure; a path issuer's take "__Secure-", as "__Host-" requires path "/"
-// (RFC 6265bis §4.1.3).
+// TLS every name takes the "__Host-" prefix, which pins the cookie to this host and path "/"
+// with Secure (RFC 6265bis §4.1.3.2): a sibling subdomain cannot plant one (with "__Secure-"
+// and a longer Path it could, and so learn the CSRF token of a browser).
 func (s *Server) cookieName(r *http.Request, base string) string {
-	name := base + s.cookieSuffix
-	switch {
-	case r.TLS == nil:
-		return name
-	case s.base == "":
-		return "__Host-" + name
+	if r.TLS != nil {
+		return "__Host-" + base + s.cookieSuffix
 	}
-	return "__Secure-" + name
-}
-
-// cookiePath is the Path of the issuer's cookies: the issuer's own path, so a browser sends
-// them to this issuer's endpoints and pages only.
-func (s *Server) cookiePath() string {
-	if s.base == "" {
-		return "/"
-	}
-	return s.base
+	return base + s.cookieSuffix
 }
 
 // cookieSuffixFor is what cookieName appends for an issuer at path base ("" at the root).
@@ -51,7 +38,7 @@ func cookieSuffixFor(base string) string {
 // while keeping it off cross-site POSTs.
 func (s *Server) setCookie(w http.ResponseWriter, r *http.Request, base, value string, maxAge time.Duration) {
 	c := &http.Cookie{
-		Name: s.cookieName(r, base), Value: value, Path: s.cookiePath(),
+		Name: s.cookieName(r, base), Value: value, Path: "/",
 		HttpOnly: true, Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode,
 	}
 	if maxAge > 0 {
