@@ -22,9 +22,10 @@ import (
 	"golang.org/x/oauth2/clientcredentials"
 )
 
-// logsCaddyfile: arguments are the issuer port, the API port, the directory, alice's hash.
+// logsCaddyfile: arguments are the issuer port, the API port, the directory, alice's hash, the
+// admin port (its /metrics is scraped).
 const logsCaddyfile = `{
-	admin off
+	admin 127.0.0.1:%[5]s
 	persist_config off
 	auto_https off
 	storage file_system %[3]s/data
@@ -37,6 +38,11 @@ const logsCaddyfile = `{
 				replace access_token REDACTED
 			}
 		}
+	}
+	# The README's recipe: the issuer's audit trail in a file of its own.
+	log audit {
+		output file %[3]s/audit.log
+		include http.handlers.oauth_issuer.audit
 	}
 }
 
@@ -180,6 +186,23 @@ func (p *pageClient) authorize(params url.Values) string {
 	return resp.Header.Get("Location")
 }
 
+// signInWrong starts an authorization request and answers the sign-in page as alice with a
+// wrong password; it returns the page that comes back.
+func (p *pageClient) signInWrong(params url.Values, password string) string {
+	p.t.Helper()
+	resp, _ := p.do("GET", p.base+"/oauth2/authorize?"+params.Encode(), nil)
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, p.base+"/oauth2/login") {
+		p.t.Fatalf("authorization request went to %q, want the sign-in page", loc)
+	}
+	_, page := p.do("GET", loc, nil)
+	f := pagetest.HiddenFields(page)
+	f.Set("username", "alice")
+	f.Set("password", password)
+	_, body := p.do("POST", p.base+"/oauth2/login", f)
+	return body
+}
+
 // follow answers the sign-in and consent pages as alice and follows the issuer's own
 // redirects, until a response that is not a redirect within the issuer.
 func (p *pageClient) follow(resp *http.Response, body string) (*http.Response, string) {
@@ -217,10 +240,10 @@ func TestNoSecretsInCaddyLogs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports := freePorts(t, 2)
+	ports := freePorts(t, 3)
 	issuer, api := "http://127.0.0.1:"+ports[0], "http://127.0.0.1:"+ports[1]
 	config := filepath.Join(dir, "Caddyfile")
-	if err := os.WriteFile(config, []byte(fmt.Sprintf(logsCaddyfile, ports[0], ports[1], dir, hash)), 0o600); err != nil {
+	if err := os.WriteFile(config, []byte(fmt.Sprintf(logsCaddyfile, ports[0], ports[1], dir, hash, ports[2])), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	// The Caddyfile logs to caddy.log; the process's own output goes next to it.
@@ -248,6 +271,13 @@ func TestNoSecretsInCaddyLogs(t *testing.T) {
 		if idt, _ := tok.Extra("id_token").(string); idt != "" {
 			secrets[what+" ID token"] = idt
 		}
+	}
+
+	// A wrong password on the sign-in page, then the flows.
+	secrets["a wrong password on the page"] = "wrong-page-password"
+	if body := newPageClient(t, issuer).signInWrong(url.Values{"client_id": {"web"}, "redirect_uri": {"https://app.test/cb"},
+		"response_type": {"code"}, "scope": {"openid"}, "state": {"s0"}}, "wrong-page-password"); !strings.Contains(body, "password") {
+		t.Fatalf("a wrong password on the sign-in page got %.300s", body)
 	}
 
 	// Authorization code (confidential) and refresh.
@@ -303,8 +333,9 @@ func TestNoSecretsInCaddyLogs(t *testing.T) {
 		t.Fatalf("client credentials: %v", err)
 	}
 	keep("svc", tok)
-	for _, path := range []string{"/oauth2/introspect", "/oauth2/revoke"} {
-		req, _ := http.NewRequest("POST", issuer+path, strings.NewReader(url.Values{"token": {refreshed.AccessToken}}.Encode()))
+	// It introspects web's token and revokes its own (RFC 7009: a client revokes only its own).
+	for path, token := range map[string]string{"/oauth2/introspect": refreshed.AccessToken, "/oauth2/revoke": tok.AccessToken} {
+		req, _ := http.NewRequest("POST", issuer+path, strings.NewReader(url.Values{"token": {token}}.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.SetBasicAuth("svc", "svc-secret-value")
 		resp, err := http.DefaultClient.Do(req)
@@ -368,10 +399,17 @@ func TestNoSecretsInCaddyLogs(t *testing.T) {
 		}
 	}
 
+	// Every grant counted in Caddy's metrics, and nothing secret in them.
+	resp, metrics := call(t, "GET", "http://127.0.0.1:"+ports[2]+"/metrics", "")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("admin /metrics: %d", resp.StatusCode)
+	}
+	checkIssuerMetrics(t, string(metrics))
+
 	// Stop Caddy so every log line is written, then search.
 	stop()
-	logs := map[string]string{}
-	for _, name := range []string{"caddy.log", "issuer-access.log", "api-access.log"} {
+	logs := map[string]string{"metrics": string(metrics)}
+	for _, name := range []string{"caddy.log", "issuer-access.log", "api-access.log", "audit.log"} {
 		raw, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil || len(raw) == 0 {
 			t.Fatalf("log %s: %v (%d bytes); the test must see logs to prove anything", name, err, len(raw))
@@ -395,6 +433,7 @@ func TestNoSecretsInCaddyLogs(t *testing.T) {
 			}
 		}
 	}
+	checkAuditTrail(t, logs["audit.log"])
 	lines := 0
 	for _, text := range logs {
 		lines += strings.Count(text, "\n")
