@@ -51,7 +51,9 @@ func parseProtectCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //	    allow_query_token             # accept ?access_token= (RFC 6750 §2.3); off by default
 //	    allow_encoded_slashes         # accept %2F inside a path segment (judged both ways); off by default
 //	    allow_preflight               # CORS preflights (OPTIONS) pass without a token
-//	    resource <url>                # RFC 9728 resource identifier; default: the first audience
+//	    resource <url>                # RFC 9728 resource identifier; default: an audience that is a URL
+//	                                  # on this site, else the origin plus the prefix the block is routed
+//	                                  # under (handle, route, handle_path)
 //	    cache_size <n>|off            # verified-token cache entries, default 10000
 //	    jwks_refresh <duration>       # refetch remote JWKS this often, default 1h
 //	}
