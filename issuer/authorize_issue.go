@@ -17,15 +17,22 @@ func (s *Server) issueAuthorization(r *http.Request, req *authRequest, c *client
 	if req.IssuesCode() {
 		code := state.NewSecret()
 		rec := state.Code{ClientID: c.ID, RedirectURI: req.RedirectURI, RedirectGiven: req.RedirectGiven, Challenge: req.Challenge,
-			Nonce: req.Nonce, Scopes: req.Scopes, User: sess.User, AuthTime: sess.AuthTime}
+			Nonce: req.Nonce, Scopes: req.Scopes, Resources: req.Resources, User: sess.User, AuthTime: sess.AuthTime}
 		if err := s.state.PutCode(ctx, code, rec, time.Duration(s.cfg.CodeTTL)); err != nil {
 			return nil, errServer(err)
 		}
 		params.Set("code", code)
 		return params, nil
 	}
+	var aud []string
+	if req.IssuesToken() {
+		var e *Error
+		if aud, e = c.grantAudience(nil, req.Resources); e != nil {
+			return nil, e
+		}
+	}
 	id := s.newTokenID(time.Now())
-	m, err := s.mint(mintInput{grantOf: grantOf{client: c, user: sess.User, scopes: req.Scopes, authTime: sess.AuthTime, nonce: req.Nonce},
+	m, err := s.mint(mintInput{grantOf: grantOf{client: c, user: sess.User, scopes: req.Scopes, authTime: sess.AuthTime, nonce: req.Nonce, audience: aud},
 		id: id, accessToken: req.IssuesToken(), idToken: req.IssuesIDToken()})
 	if err != nil {
 		return nil, errServer(err)

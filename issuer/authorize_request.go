@@ -40,7 +40,7 @@ type authorizeError struct {
 // every error goes to the redirect URI with state and iss.
 func (s *Server) parseAuthRequest(r *http.Request, q url.Values) (*authRequest, *client, *authorizeError) {
 	for k, v := range q {
-		if len(v) > 1 {
+		if len(v) > 1 && k != paramResource { // RFC 8707 §2: resource may be repeated
 			return nil, nil, &authorizeError{Error: errInvalidRequest("parameter " + quoteParam(k) + " is repeated")}
 		}
 	}
@@ -113,6 +113,12 @@ func (s *Server) parseAuthRequest(r *http.Request, q url.Values) (*authRequest, 
 		return req, c, back(e)
 	}
 	req.Scopes = scopes
+	resources := resourcesOf(q[paramResource])
+	aud, e := c.grantAudience(resources, nil)
+	if e != nil {
+		return req, c, back(e)
+	}
+	req.Resources = recordedResources(resources, aud)
 	if req.IssuesIDToken() && !contains(scopes, "openid") {
 		return req, c, back(errInvalidScope("an id_token needs the openid scope"))
 	}

@@ -39,7 +39,7 @@ func (s *Server) serveDeviceAuthorization(w http.ResponseWriter, r *http.Request
 }
 
 func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*deviceAuthorizationResponse, *Error) {
-	f, e := parsePostForm(w, r)
+	f, resources, e := parseResourceForm(w, r)
 	if e != nil {
 		return nil, e
 	}
@@ -57,13 +57,17 @@ func (s *Server) deviceAuthorization(w http.ResponseWriter, r *http.Request) (*d
 	if e != nil {
 		return nil, e
 	}
+	aud, e := c.grantAudience(resources, nil)
+	if e != nil {
+		return nil, e
+	}
 	ctx, now := r.Context(), time.Now()
 	ttl := time.Duration(s.cfg.DeviceCodeTTL)
 	if e := s.boundDeviceCodes(r, w, c, ip, now); e != nil {
 		return nil, e
 	}
 	deviceCode := state.NewSecret()
-	rec := state.Device{ClientID: c.ID, Scopes: scopes, Expires: now.Add(ttl),
+	rec := state.Device{ClientID: c.ID, Scopes: scopes, Resources: recordedResources(resources, aud), Expires: now.Add(ttl),
 		Interval: int64(time.Duration(s.cfg.DevicePollInterval) / time.Second)}
 	userCode, err := s.startDevice(ctx, deviceCode, rec, now)
 	if err != nil {

@@ -45,6 +45,10 @@ func errUnauthorizedClient(d string) *Error   { return newError("unauthorized_cl
 func errUnsupportedGrantType(d string) *Error { return newError("unsupported_grant_type", d) }
 func errInvalidGrant(d string) *Error         { return newError("invalid_grant", d) }
 
+// errInvalidTarget is RFC 8707 §2's error for a resource parameter that is malformed or names
+// no audience the client may have.
+func errInvalidTarget(d string) *Error { return newError("invalid_target", d) }
+
 func errInvalidClient(basic bool) *Error {
 	return &Error{Code: "invalid_client", Description: "client authentication failed",
 		Status: http.StatusUnauthorized, basicChallenge: basic}

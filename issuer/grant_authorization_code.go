@@ -36,8 +36,14 @@ func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*toke
 	if e := checkPKCE(rec.Challenge, req.form["code_verifier"]); e != nil {
 		return nil, e
 	}
+	// RFC 8707 §2.2: the token request may narrow the resources of the authorization request;
+	// the refresh family keeps those of the authorization request.
+	aud, e := req.client.grantAudience(req.resources, rec.Resources)
+	if e != nil {
+		return nil, e
+	}
 	resp, e := s.redeemOnce(ctx, req, state.AuthorizationCode, code, s.redemptionTTL(), grantOf{client: req.client,
-		user: rec.User, scopes: rec.Scopes, authTime: rec.AuthTime, nonce: rec.Nonce})
+		user: rec.User, scopes: rec.Scopes, authTime: rec.AuthTime, nonce: rec.Nonce, audience: aud, resources: rec.Resources})
 	if e == nil {
 		_ = s.state.DeleteCode(ctx, code)
 	}

@@ -22,8 +22,12 @@ func (g clientCredentials) handle(_ context.Context, req *tokenRequest) (*tokenR
 	if e != nil {
 		return nil, e
 	}
+	aud, e := req.client.grantAudience(req.resources, nil)
+	if e != nil {
+		return nil, e
+	}
 	id := g.s.newTokenID(time.Now())
-	m, err := g.s.mint(mintInput{grantOf: grantOf{client: req.client, user: req.client.ID, scopes: scopes},
+	m, err := g.s.mint(mintInput{grantOf: grantOf{client: req.client, user: req.client.ID, scopes: scopes, audience: aud},
 		id: id, accessToken: true})
 	if err != nil {
 		return nil, errServer(err)

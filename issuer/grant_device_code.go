@@ -39,6 +39,12 @@ func (g deviceCode) handle(ctx context.Context, req *tokenRequest) (*tokenRespon
 	if rec.Expired(now) {
 		return nil, newError("expired_token", "the device code has expired; start a new device authorization")
 	}
+	// RFC 8707 §2.2: the poll may narrow the resources of the device authorization; the
+	// refresh family keeps those of the device authorization.
+	aud, e := req.client.grantAudience(req.resources, rec.Resources)
+	if e != nil {
+		return nil, e
+	}
 	d, err := s.state.Decision(ctx, code)
 	switch {
 	case err != nil:
@@ -50,7 +56,7 @@ func (g deviceCode) handle(ctx context.Context, req *tokenRequest) (*tokenRespon
 	}
 	// Remembered as long as what it issued may live, so a late replay still revokes it.
 	return s.redeemOnce(ctx, req, state.DeviceCode, code, max(s.redemptionTTL(), s.deviceRetention(rec, now)),
-		grantOf{client: req.client, user: d.User, scopes: d.Scopes, authTime: d.AuthTime})
+		grantOf{client: req.client, user: d.User, scopes: d.Scopes, authTime: d.AuthTime, audience: aud, resources: rec.Resources})
 }
 
 // pollPending answers a poll while the user has not decided, and records it. A poll counts as

@@ -21,6 +21,10 @@ func (g password) handle(ctx context.Context, req *tokenRequest) (*tokenResponse
 	if e != nil {
 		return nil, e
 	}
+	aud, e := c.grantAudience(req.resources, nil)
+	if e != nil {
+		return nil, e
+	}
 	user, refused, err := s.signIn(ctx, name, pw, req.ip)
 	if err != nil {
 		return nil, errServer(err)
@@ -31,5 +35,6 @@ func (g password) handle(ctx context.Context, req *tokenRequest) (*tokenResponse
 	}
 	s.audit(req.r, AuditPasswordGrant, clientField(c), subField(user.Name))
 	now := time.Now()
-	return s.issueTokens(ctx, grantOf{client: c, user: user.Name, scopes: scopes, authTime: now.Unix()}, s.newTokenID(now), "")
+	return s.issueTokens(ctx, grantOf{client: c, user: user.Name, scopes: scopes, authTime: now.Unix(),
+		audience: aud, resources: recordedResources(req.resources, aud)}, s.newTokenID(now), "")
 }

@@ -30,7 +30,7 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 		return nil, errInvalidRequest("refresh_token is required")
 	}
 	id := s.newTokenID(time.Now())
-	var scopeErr *Error
+	var scopeErr, targetErr *Error
 	rot, err := s.state.Rotate(ctx, state.RotateRequest{Token: presented, ClientID: c.ID, JTI: id.jti, Exp: id.exp, Now: id.iat,
 		Scopes: func(granted []string) ([]string, error) {
 			// The client's scopes of today count too: a scope removed from its configuration
@@ -41,6 +41,15 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 			}
 			return scopes, nil
 		},
+		// RFC 8707 §2.2: a refresh may narrow the family's resources for its access token,
+		// never widen them; the family keeps its own.
+		Resources: func(granted []string) ([]string, error) {
+			aud, e := c.grantAudience(req.resources, granted)
+			if targetErr = e; e != nil {
+				return nil, e
+			}
+			return aud, nil
+		},
 		User: func(user string) error {
 			if _, ok := s.users.Lookup(user); !ok {
 				return errUserGone
@@ -50,6 +59,8 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 	switch {
 	case scopeErr != nil:
 		return nil, scopeErr
+	case targetErr != nil:
+		return nil, targetErr
 	case errors.Is(err, errUserGone):
 		return nil, errInvalidGrant("the refresh token is invalid, expired or revoked")
 	case errors.Is(err, state.ErrOtherClient):
@@ -64,7 +75,7 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 		return nil, errServer(err)
 	}
 	f := rot.Family
-	m, err := s.mint(mintInput{grantOf: grantOf{client: c, user: f.User, scopes: rot.Scopes, authTime: f.AuthTime},
+	m, err := s.mint(mintInput{grantOf: grantOf{client: c, user: f.User, scopes: rot.Scopes, authTime: f.AuthTime, audience: rot.Audience},
 		id: id, accessToken: true, idToken: slices.Contains(rot.Scopes, "openid")})
 	if err != nil {
 		return nil, errServer(err)

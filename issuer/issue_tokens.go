@@ -20,6 +20,10 @@ type grantOf struct {
 	scopes   []string
 	authTime int64  // Unix seconds; 0 when unknown
 	nonce    string // for the ID token of the code flow
+	// audience is the access token's "aud" (grantAudience); empty means the client's audiences.
+	audience []string
+	// resources are what a refresh family started by the grant records (recordedResources).
+	resources []string
 }
 
 // wantsRefreshToken reports whether a grant issues a refresh token: the client must have the
@@ -37,7 +41,7 @@ func (s *Server) issueTokens(ctx context.Context, g grantOf, id tokenID, familyI
 		if familyID == "" {
 			familyID, _ = state.NewFamilyKey()
 		}
-		f := state.Family{ClientID: g.client.ID, User: g.user, Scopes: g.scopes, AuthTime: g.authTime,
+		f := state.Family{ClientID: g.client.ID, User: g.user, Scopes: g.scopes, Resources: g.resources, AuthTime: g.authTime,
 			Created: id.iat.UnixNano(), Expires: id.iat.Add(time.Duration(s.cfg.RefreshTokenTTL)).Unix(),
 			Tokens: []state.IssuedAT{{JTI: id.jti, Exp: id.exp.Unix()}}}
 		rt, err := s.state.StartFamily(ctx, familyID, f, id.iat)

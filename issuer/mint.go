@@ -43,9 +43,9 @@ type minted struct {
 func (s *Server) mint(in mintInput) (minted, error) {
 	var out minted
 	if in.accessToken {
-		aud := in.client.Audience
+		aud := in.audience
 		if len(aud) == 0 {
-			aud = []string{in.client.ID}
+			aud = in.client.audience()
 		}
 		claims := &accesstoken.Claims{
 			RegisteredClaims: jwt.RegisteredClaims{

@@ -12,6 +12,7 @@ import (
 type tokenRequest struct {
 	r         *http.Request // for the audit log
 	form      form
+	resources []string // the resource parameters (RFC 8707), which may be repeated
 	client    *client
 	grantType string
 	ip        string // the client's address, for throttling
@@ -53,12 +54,12 @@ func (s *Server) serveToken(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request, req *tokenRequest) (*tokenResponse, *Error) {
-	f, e := parsePostForm(w, r)
+	f, resources, e := parseResourceForm(w, r)
 	if e != nil {
 		return nil, e
 	}
 	gt := f["grant_type"]
-	req.form, req.grantType = f, gt
+	req.form, req.resources, req.grantType = f, resources, gt
 	if gt == "" {
 		return nil, errInvalidRequest("grant_type is required")
 	}

@@ -16,7 +16,8 @@ const (
 )
 
 // Code is what an authorization code stands for (RFC 6749 §4.1.2: bound to the client, the
-// redirect URI, and here also the PKCE challenge, nonce, scopes, user and auth_time).
+// redirect URI, and here also the PKCE challenge, nonce, scopes, resources, user and
+// auth_time).
 type Code struct {
 	ClientID    string `json:"client_id"`
 	RedirectURI string `json:"redirect_uri"`
@@ -28,6 +29,9 @@ type Code struct {
 	Scopes        []string `json:"scopes"`
 	User          string   `json:"user"`
 	AuthTime      int64    `json:"auth_time"`
+	// Resources are the RFC 8707 resources the authorization request asked for; none (and
+	// every record written before they were kept) means the client's audiences.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // PutCode stores a new authorization code for ttl.

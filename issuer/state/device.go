@@ -31,6 +31,9 @@ type Device struct {
 	Expires  time.Time `json:"expires"`
 	Interval int64     `json:"interval"`  // seconds
 	UserCode string    `json:"user_code"` // Key of the normalized user code
+	// Resources are the RFC 8707 resources the device authorization asked for; none (and
+	// every record written before they were kept) means the client's audiences.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // Expired reports whether the device code is past its expires_in at now.

@@ -37,6 +37,10 @@ type Family struct {
 	User     string   `json:"user"`
 	Scopes   []string `json:"scopes"`
 	AuthTime int64    `json:"auth_time"`
+	// Resources are the RFC 8707 resources the grant that started the family asked for; a
+	// refresh may narrow them per request, never widen them. None (and every record written
+	// before they were kept) means the client's audiences.
+	Resources []string `json:"resources,omitempty"`
 	// Created is when the family started, in Unix nanoseconds, compared with RevokeBefore marks.
 	Created int64 `json:"created_ns"`
 	// Expires is the family's absolute end (refresh_token_ttl), in Unix seconds.
@@ -188,6 +192,10 @@ type RotateRequest struct {
 	// Scopes picks the scopes of the new tokens from those the family was granted; an error
 	// from it aborts the refresh with that error, and the token stays usable.
 	Scopes func(granted []string) ([]string, error)
+	// Resources, when set, picks the audience of the new access token from the resources the
+	// family was granted (Family.Resources); an error from it aborts the refresh like one
+	// from Scopes.
+	Resources func(granted []string) ([]string, error)
 	// User, when set, checks that the family's user may still get tokens (a user removed from
 	// the configuration may not); an error from it aborts the refresh with that error.
 	User func(user string) error
@@ -198,6 +206,8 @@ type Rotated struct {
 	Token  string   // the refresh token to hand out
 	Family Family   // the family after the rotation
 	Scopes []string // what Scopes picked
+	// Audience is what Resources picked.
+	Audience []string
 }
 
 // Rotate uses a refresh token, in one atomic step of its family's record: the live token is
@@ -271,6 +281,11 @@ func (s *State) Rotate(ctx context.Context, req RotateRequest) (*Rotated, error)
 			return nil, 0, err
 		}
 		out.Scopes = scopes
+		if req.Resources != nil {
+			if out.Audience, err = req.Resources(f.Resources); err != nil {
+				return nil, 0, err
+			}
+		}
 		f.Tokens, deny = record(f.Tokens, IssuedAT{JTI: req.JTI, Exp: req.Exp.Unix()}, req.Now)
 		f.IdleUntil = req.Now.Add(s.opts.FamilyIdle).UnixNano()
 		out.Family = *f

@@ -68,6 +68,9 @@ type AuthRequest struct {
 	MaxAge        int64    `json:"max_age"` // -1 when absent
 	LoginHint     string   `json:"login_hint,omitempty"`
 	BrowserCookie string   `json:"browser"` // hash of the CSRF cookie: binds the request to one browser
+	// Resources are the RFC 8707 resources asked for; none (and every request stored before
+	// they were kept) means the client's audiences.
+	Resources []string `json:"resources,omitempty"`
 }
 
 // HasPrompt reports whether the request asked for prompt p.
