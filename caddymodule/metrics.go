@@ -1,10 +1,11 @@
 package caddymodule
 
 import (
-	"errors"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate-auth/tollgate/internal/promreg"
 )
 
 // liveProtectors holds every provisioned, not yet cleaned-up protector, so that the cache
@@ -58,13 +59,13 @@ func newProtectMetrics(reg prometheus.Registerer) (*protectMetrics, error) {
 			Name: "jwks_fetches_total", Help: "JWKS fetches of remote issuers, by issuer and result."}, []string{"issuer", "result"}),
 	}
 	var err error
-	if m.allowed, err = register(reg, m.allowed); err != nil {
+	if m.allowed, err = promreg.Register(reg, m.allowed); err != nil {
 		return nil, err
 	}
-	if m.denied, err = register(reg, m.denied); err != nil {
+	if m.denied, err = promreg.Register(reg, m.denied); err != nil {
 		return nil, err
 	}
-	if m.fetches, err = register(reg, m.fetches); err != nil {
+	if m.fetches, err = promreg.Register(reg, m.fetches); err != nil {
 		return nil, err
 	}
 	cache := func(name, help string, read func(hits, misses uint64, entries int) float64) prometheus.Collector {
@@ -80,23 +81,11 @@ func newProtectMetrics(reg prometheus.Registerer) (*protectMetrics, error) {
 		cache("cache_misses_total", "Verified-token cache misses.", func(_, m uint64, _ int) float64 { return float64(m) }),
 		cache("cache_entries", "Tokens held in the verified-token caches.", func(_, _ uint64, e int) float64 { return float64(e) }),
 	} {
-		if _, err := register(reg, c); err != nil {
+		if _, err := promreg.Register(reg, c); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under its name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 // cacheTotals sums the cache counters of every live protector.

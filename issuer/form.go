@@ -101,7 +101,8 @@ func (s *Server) pageForm(w http.ResponseWriter, r *http.Request) (form, bool) {
 
 // requestParams reads the parameters of an endpoint that takes GET (query) or a form POST, as
 // the authorization and end-session endpoints do; as in a query, resource may be repeated in
-// the form (RFC 8707), and the endpoint checks every other parameter occurs once. Other methods get a 405 error page.
+// the form (RFC 8707), and the endpoint checks that every other parameter occurs once. Other
+// methods get a 405 error page.
 func (s *Server) requestParams(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 	switch r.Method {
 	case http.MethodGet:

@@ -329,7 +329,11 @@ func TestConfigErrors(t *testing.T) {
 // BenchmarkClientCredentials measures the whole token endpoint for one client-credentials
 // token: form parsing, client authentication, scope check, ES256 signing, JSON response.
 func BenchmarkClientCredentials(b *testing.B) {
-	s := newTestServer(b, testConfig())
+	benchClientCredentials(b, newTestServer(b, testConfig()))
+}
+
+// benchClientCredentials asks s for client-credentials tokens of testConfig's svc client.
+func benchClientCredentials(b *testing.B, s *Server) {
 	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("svc:s3cret"))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -1,9 +1,9 @@
 package issuer
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tollgate-auth/tollgate/internal/promreg"
 )
 
 // Metrics of the issuer, registered in Deps.Metrics (none when it is nil):
@@ -96,11 +96,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var err error
 	for _, p := range []**prometheus.CounterVec{&m.issued, &m.tokenErrors, &m.signInFailures, &m.throttled,
 		&m.refreshReuse, &m.codeReuse, &m.devicePolls, &m.storeErrors} {
-		if *p, err = register(reg, *p); err != nil {
+		if *p, err = promreg.Register(reg, *p); err != nil {
 			return nil, err
 		}
 	}
-	if m.storeDuration, err = register(reg, m.storeDuration); err != nil {
+	if m.storeDuration, err = promreg.Register(reg, m.storeDuration); err != nil {
 		return nil, err
 	}
 	// The series of bounded, known label sets exist from the start, at zero.
@@ -116,19 +116,6 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		m.devicePolls.WithLabelValues(o)
 	}
 	return m, nil
-}
-
-// register registers c, or returns the collector already registered under its name (the same
-// registry across configurations, or several issuers of one configuration).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(C); ok {
-			return existing, nil
-		}
-	}
-	return c, err
 }
 
 // issuedCounters are the tokens-issued counters of one client, by grant label, made once at

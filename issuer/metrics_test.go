@@ -2,7 +2,6 @@ package issuer
 
 import (
 	"context"
-	"encoding/base64"
 	"io"
 	"maps"
 	"net/http"
@@ -408,18 +407,7 @@ func BenchmarkClientCredentialsObserved(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { s.Close() })
-	auth := "Basic " + base64.StdEncoding.EncodeToString([]byte("svc:s3cret"))
-	b.ReportAllocs()
-	for b.Loop() {
-		r := httptest.NewRequest(http.MethodPost, testIssuer+PathToken, strings.NewReader("grant_type=client_credentials&scope=read"))
-		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		r.Header.Set("Authorization", auth)
-		w := httptest.NewRecorder()
-		s.ServeHTTP(w, r)
-		if w.Code != 200 {
-			b.Fatal(w.Body)
-		}
-	}
+	benchClientCredentials(b, s)
 }
 
 // TestMetricsUnderBursts counts requests released together exactly (run with -race: the
