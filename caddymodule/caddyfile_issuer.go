@@ -165,6 +165,18 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.Clients = append(h.Clients, c)
+		case "registration":
+			reg, err := parseRegistration(d)
+			if err != nil {
+				return err
+			}
+			h.Registration = reg
+		case "client_id_metadata_documents":
+			m, err := parseMetadataDocuments(d)
+			if err != nil {
+				return err
+			}
+			h.MetadataDocuments = m
 		default:
 			return d.Errf("oauth_issuer: unknown sub-directive %q", d.Val())
 		}
@@ -402,3 +414,137 @@ func parseClient(d *caddyfile.Dispenser, before []issuer.Client) (issuer.Client,
 
 // Interface guards
 var _ caddyfile.Unmarshaler = (*IssuerHandler)(nil)
+
+// parseRegistration reads `registration open|token <initial-access-token>|off [{ … }]`:
+//
+//	registration open {
+//	    scopes <scope>...        # what a registered client may ask for
+//	    audience <resource>...   # the "aud" (RFC 8707 resources) of registered clients' tokens
+//	    lifetime <duration>      # a registered client is deleted this long after; default 720h
+//	    per_address <n>          # registrations per address per hour; default 20
+//	    total <n>                # registrations from all addresses per hour; default 2000
+//	}
+//
+// off (the default) returns nil.
+func parseRegistration(d *caddyfile.Dispenser) (*issuer.Registration, error) {
+	r := &issuer.Registration{}
+	if !d.NextArg() {
+		return nil, d.Err("registration: want `registration open|token <initial-access-token>|off`")
+	}
+	switch r.Mode = d.Val(); r.Mode {
+	case "off":
+		if d.NextArg() || d.NextBlock(d.Nesting()) {
+			return nil, d.Err("registration off takes nothing more")
+		}
+		return nil, nil
+	case issuer.RegistrationToken:
+		if !d.NextArg() {
+			return nil, d.Err("registration token: want `registration token <initial-access-token>`, such as {env.REGISTRATION_TOKEN}")
+		}
+		r.InitialAccessToken = d.Val()
+	default:
+		if err := issuer.CheckRegistrationMode(r.Mode); err != nil {
+			return nil, d.WrapErr(err)
+		}
+	}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if err := parseDynamicClientSetting(d, "registration", &r.Scopes, &r.Audience, map[string]*int{
+			"per_address": &r.PerAddress, "total": &r.Total}, map[string]*issuer.Duration{"lifetime": &r.Lifetime}); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// parseMetadataDocuments reads the client_id_metadata_documents block:
+//
+//	client_id_metadata_documents {
+//	    scopes <scope>...          # what such a client may ask for
+//	    audience <resource>...     # the "aud" (RFC 8707 resources) of their tokens
+//	    allow_domain <host>...     # only these hosts and their subdomains; default any
+//	    allow_private_addresses    # also fetch from loopback and private addresses (tests)
+//	    root_ca <pem-file>         # CAs trusted for fetching, besides the system's
+//	    max_size <bytes>           # default 5120
+//	    timeout <duration>         # default 5s
+//	    cache_min <duration>       # default 1m
+//	    cache_max <duration>       # default 24h
+//	}
+func parseMetadataDocuments(d *caddyfile.Dispenser) (*issuer.MetadataDocuments, error) {
+	m := &issuer.MetadataDocuments{}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch d.Val() {
+		case "allow_domain", "allow_domains":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return nil, d.ArgErr()
+			}
+			m.AllowDomains = append(m.AllowDomains, args...)
+		case "allow_private_addresses":
+			if d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			m.AllowPrivateAddresses = true
+		case "root_ca":
+			if !d.AllArgs(&m.RootCAFile) {
+				return nil, d.ArgErr()
+			}
+		default:
+			if err := parseDynamicClientSetting(d, "client_id_metadata_documents", &m.Scopes, &m.Audience,
+				map[string]*int{"max_size": &m.MaxSize},
+				map[string]*issuer.Duration{"timeout": &m.Timeout, "cache_min": &m.CacheMin, "cache_max": &m.CacheMax}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := m.Check(); err != nil {
+		return nil, d.WrapErr(err)
+	}
+	return m, nil
+}
+
+// parseDynamicClientSetting reads one line of a registration or client_id_metadata_documents
+// block: scopes, audience, or one of the named numbers and durations.
+func parseDynamicClientSetting(d *caddyfile.Dispenser, block string, scopes, audience *[]string,
+	numbers map[string]*int, durations map[string]*issuer.Duration) error {
+	name := d.Val()
+	switch name {
+	case "scopes", "audience":
+		toks := d.RemainingArgsAsTokens()
+		if len(toks) == 0 {
+			return d.ArgErr()
+		}
+		check, into := issuer.CheckScope, scopes
+		if name == "audience" {
+			check, into = issuer.CheckResourceURI, audience
+		}
+		for _, t := range toks {
+			if err := check(t.Text); err != nil {
+				return errAt(t, "%s: %v", block, err)
+			}
+			*into = append(*into, t.Text)
+		}
+		return nil
+	}
+	if into, ok := numbers[name]; ok {
+		var v string
+		if !d.AllArgs(&v) {
+			return d.ArgErr()
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return d.Errf("%s: %s: %q is not a positive number", block, name, v)
+		}
+		*into = n
+		return nil
+	}
+	if into, ok := durations[name]; ok {
+		return parseIssuerDuration(d, into)
+	}
+	return d.Errf("%s: unknown sub-directive %q", block, name)
+}

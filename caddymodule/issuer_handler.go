@@ -61,6 +61,15 @@ func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 		c.Secret = secret
 		cfg.Clients[i] = c
 	}
+	if h.Registration != nil {
+		reg := *h.Registration
+		iat, err := resolveSecret(reg.InitialAccessToken)
+		if err != nil {
+			return fmt.Errorf("oauth_issuer %s: registration token: %w", h.Issuer, err)
+		}
+		reg.InitialAccessToken = iat
+		cfg.Registration = &reg
+	}
 	if err := issuer.CheckConfig(cfg); err != nil {
 		return fmt.Errorf("oauth_issuer %s: %w", h.Issuer, err)
 	}

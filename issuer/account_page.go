@@ -72,7 +72,7 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 	var apps []ui.AccountClient
 	for id, scopes := range consents {
 		name := id
-		if c := s.clients[id]; c != nil {
+		if c, _ := s.lookupClient(ctx, id); c != nil {
 			name = c.displayName()
 		}
 		apps = append(apps, ui.AccountClient{ID: id, Name: name, Scopes: scopes})

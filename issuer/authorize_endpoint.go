@@ -111,10 +111,10 @@ func (s *Server) needsLogin(p *state.Pending, sess *state.Session) bool {
 // needsConsent reports whether the consent page must be shown. Device verifications always
 // show it: the user must confirm the device they are approving.
 func (s *Server) needsConsent(r *http.Request, p *state.Pending, c *client, user string) (bool, error) {
-	if p.Consented || c.Consent == "skip" && !p.HasPrompt("consent") && p.DeviceCode == "" {
+	if p.Consented || c.Consent == "skip" && !c.dynamic() && !p.HasPrompt("consent") && p.DeviceCode == "" {
 		return false, nil
 	}
-	if p.HasPrompt("consent") || p.DeviceCode != "" {
+	if p.HasPrompt("consent") || p.DeviceCode != "" || c.dynamic() {
 		return true, nil
 	}
 	granted, err := s.consentedScopes(r.Context(), user, c.ID)
@@ -222,7 +222,11 @@ func (s *Server) loadPending(w http.ResponseWriter, r *http.Request, id string) 
 		s.errorPage(w, r, errPendingGone)
 		return nil, nil, false
 	}
-	c := s.clients[p.ClientID]
+	c, err := s.lookupClient(r.Context(), p.ClientID)
+	if err != nil {
+		s.errorPage(w, r, errServer(err))
+		return nil, nil, false
+	}
 	if c == nil || state.Key(s.cookie(r, csrfCookie)) != p.BrowserCookie {
 		s.errorPage(w, r, &Error{Code: "invalid_request", Description: "This sign-in request belongs to another browser. Go back to the application and start again."})
 		return nil, nil, false

@@ -45,7 +45,10 @@ func (s *Server) parseAuthRequest(r *http.Request, q url.Values) (*authRequest, 
 		}
 	}
 	page := func(e *Error) *authorizeError { return &authorizeError{Error: e} }
-	c := s.clients[q.Get("client_id")]
+	c, err := s.lookupClient(r.Context(), q.Get("client_id"))
+	if err != nil {
+		return nil, nil, page(errServer(err))
+	}
 	if c == nil {
 		return nil, nil, page(errInvalidRequest("unknown client_id"))
 	}

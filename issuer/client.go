@@ -3,6 +3,7 @@ package issuer
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -14,6 +15,11 @@ type client struct {
 	grants       map[string]bool
 	scopes       map[string]bool
 	issued       map[string]prometheus.Counter // tokens issued by grant label; nil without metrics
+	// kind is where the client came from (clients.go); dynamic clients also have:
+	kind    string
+	expires time.Time // zero: never
+	// document is the client ID metadata document of a kindDocument client.
+	document *clientDocument
 }
 
 func newClient(c Client) *client {

@@ -42,7 +42,10 @@ func (s *Server) authenticateClient(r *http.Request, f form, ip string) (*client
 			return nil, errInvalidClient(false)
 		}
 	}
-	c := s.clients[id]
+	c, err := s.lookupClient(r.Context(), id)
+	if err != nil {
+		return nil, errServer(err)
+	}
 	if c != nil && c.public() {
 		// A public client names itself; it may not send a secret (many libraries send an
 		// empty Basic password, which is no secret).

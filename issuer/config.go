@@ -66,6 +66,71 @@ type Config struct {
 	Users []User `json:"users,omitempty"`
 	// Clients registered with the issuer.
 	Clients []Client `json:"clients,omitempty"`
+	// Registration turns on dynamic client registration (RFC 7591) and management (RFC 7592).
+	// Default: off.
+	Registration *Registration `json:"registration,omitempty"`
+	// MetadataDocuments lets an https URL be a client_id: the client's metadata is the JSON
+	// document at that URL (draft-ietf-oauth-client-id-metadata-document, which the MCP
+	// authorization specification prefers). Default: off.
+	MetadataDocuments *MetadataDocuments `json:"client_id_metadata_documents,omitempty"`
+}
+
+// Registration modes.
+const (
+	RegistrationOpen  = "open"  // anyone may register a public client
+	RegistrationToken = "token" // registering takes the initial access token
+)
+
+// Registration configures dynamic client registration (docs/design.md, "Dynamic clients").
+// Registered clients live in the store, so every node of a cluster knows them.
+type Registration struct {
+	// Mode is "open" (anyone may register a public client: no secret, authorization_code and
+	// refresh_token only, https or loopback redirect URIs) or "token" (registering takes
+	// InitialAccessToken as a Bearer token, RFC 7591 §3; confidential clients allowed).
+	Mode string `json:"mode"`
+	// InitialAccessToken is the Bearer token a registration must present in "token" mode.
+	InitialAccessToken string `json:"initial_access_token,omitempty"`
+	// Scopes are the scopes a registered client may ask for; a registration asking for more is
+	// refused (invalid_client_metadata), one asking for none gets them all. Default: none, so
+	// registered clients can only ask for tokens without a scope.
+	Scopes []string `json:"scopes,omitempty"`
+	// Audience is the "aud" of registered clients' tokens, the resources (RFC 8707) they may
+	// ask for: the protected APIs (MCP servers) registered clients are for. Default: the
+	// client's own id, which no protected API accepts unless configured to.
+	Audience []string `json:"audience,omitempty"`
+	// Lifetime is how long a registered client lives after its registration; it is then
+	// deleted, with the tokens it had no longer refreshable. Default 720h (30 days).
+	Lifetime Duration `json:"lifetime,omitempty"`
+	// PerAddress is how many clients one address may register in an hour. Default 20.
+	PerAddress int `json:"per_address,omitempty"`
+	// Total bounds how many registrations all addresses together may make in an hour, so a
+	// flood from many addresses is bounded too. Default 2000.
+	Total int `json:"total,omitempty"`
+}
+
+// MetadataDocuments configures client ID metadata documents (docs/design.md, "Dynamic clients").
+type MetadataDocuments struct {
+	// Scopes, Audience: as Registration's, for clients known by their metadata document.
+	Scopes   []string `json:"scopes,omitempty"`
+	Audience []string `json:"audience,omitempty"`
+	// AllowDomains, when set, are the only hosts (and their subdomains) whose documents are
+	// fetched; every other URL client_id is refused. Default: any host.
+	AllowDomains []string `json:"allow_domains,omitempty"`
+	// AllowPrivateAddresses lets documents be fetched from loopback, private and link-local
+	// addresses (for tests and closed networks). Default off: such addresses are refused
+	// after name resolution, so a client_id cannot make the issuer reach an internal service.
+	AllowPrivateAddresses bool `json:"allow_private_addresses,omitempty"`
+	// RootCAFile is a PEM file of CA certificates trusted for fetching documents, in addition
+	// to the system's.
+	RootCAFile string `json:"root_ca_file,omitempty"`
+	// MaxSize is the largest document read, in bytes. Default 5120.
+	MaxSize int `json:"max_size,omitempty"`
+	// Timeout bounds one fetch. Default 5s.
+	Timeout Duration `json:"timeout,omitempty"`
+	// CacheMin and CacheMax bound how long a fetched document is used, whatever its HTTP
+	// cache headers say. Defaults 1m and 24h.
+	CacheMin Duration `json:"cache_min,omitempty"`
+	CacheMax Duration `json:"cache_max,omitempty"`
 }
 
 // Limits bound brute force and pending state (docs/design.md, "Throttles and bounds"). Each
@@ -186,6 +251,27 @@ func (c Config) withDefaults() Config {
 		c.IDTokenSigningAlg = "RS256"
 	}
 	c.Limits = c.Limits.withDefaults()
+	if c.Registration != nil {
+		r := *c.Registration
+		def(&r.Lifetime, 720*time.Hour)
+		if r.PerAddress == 0 {
+			r.PerAddress = 20
+		}
+		if r.Total == 0 {
+			r.Total = 2000
+		}
+		c.Registration = &r
+	}
+	if c.MetadataDocuments != nil {
+		m := *c.MetadataDocuments
+		def(&m.Timeout, 5*time.Second)
+		def(&m.CacheMin, time.Minute)
+		def(&m.CacheMax, 24*time.Hour)
+		if m.MaxSize == 0 {
+			m.MaxSize = 5120
+		}
+		c.MetadataDocuments = &m
+	}
 	return c
 }
 
@@ -237,7 +323,94 @@ func (c Config) Check() error {
 	if err := CheckUsers(c.Users); err != nil {
 		return err
 	}
+	if err := c.Registration.Check(); err != nil {
+		return err
+	}
+	if err := c.MetadataDocuments.Check(); err != nil {
+		return err
+	}
 	return CheckClients(c.Clients)
+}
+
+// Check checks the registration settings; nil means registration is off.
+func (r *Registration) Check() error {
+	if r == nil {
+		return nil
+	}
+	if err := CheckRegistrationMode(r.Mode); err != nil {
+		return err
+	}
+	if r.Mode == RegistrationToken && r.InitialAccessToken == "" {
+		return fmt.Errorf("registration token: the initial access token is empty")
+	}
+	if r.Mode == RegistrationOpen && r.InitialAccessToken != "" {
+		return fmt.Errorf("registration open takes no initial access token")
+	}
+	if r.PerAddress < 0 || r.Total < 0 {
+		return fmt.Errorf("registration: per_address and total must be positive")
+	}
+	if err := CheckDuration("lifetime", r.Lifetime); err != nil {
+		return err
+	}
+	return checkDynamicGrants(r.Scopes, r.Audience)
+}
+
+// CheckRegistrationMode checks the mode of registration: open or token.
+func CheckRegistrationMode(mode string) error {
+	switch mode {
+	case RegistrationOpen, RegistrationToken:
+		return nil
+	}
+	return fmt.Errorf("registration must be open, token <initial-access-token> or off, not %q", mode)
+}
+
+// Check checks the client ID metadata document settings; nil means they are off.
+func (m *MetadataDocuments) Check() error {
+	if m == nil {
+		return nil
+	}
+	if m.MaxSize < 0 {
+		return fmt.Errorf("client_id_metadata_documents: max_size must be positive")
+	}
+	for name, d := range map[string]Duration{"timeout": m.Timeout, "cache_min": m.CacheMin, "cache_max": m.CacheMax} {
+		if err := CheckDuration(name, d); err != nil {
+			return err
+		}
+	}
+	if m.CacheMin != 0 && m.CacheMax != 0 && m.CacheMin > m.CacheMax {
+		return fmt.Errorf("client_id_metadata_documents: cache_min is longer than cache_max")
+	}
+	for _, d := range m.AllowDomains {
+		if d == "" || strings.ContainsAny(d, "/:@ ") {
+			return fmt.Errorf("client_id_metadata_documents: allow_domain %q is not a host name", d)
+		}
+	}
+	return checkDynamicGrants(m.Scopes, m.Audience)
+}
+
+// checkDynamicGrants checks the scopes and audiences dynamic clients are given.
+func checkDynamicGrants(scopes, audience []string) error {
+	for _, sc := range scopes {
+		if err := CheckScope(sc); err != nil {
+			return err
+		}
+	}
+	for _, a := range audience {
+		if err := CheckResourceURI(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// CheckResourceURI checks an audience that is also an RFC 8707 resource: an absolute URI
+// without a fragment.
+func CheckResourceURI(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Fragment != "" {
+		return fmt.Errorf("audience %q must be an absolute URI without a fragment (RFC 8707)", s)
+	}
+	return nil
 }
 
 // CheckDuration checks the duration setting name: none is negative, and those that RFC 8628

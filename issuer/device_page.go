@@ -90,7 +90,10 @@ func (s *Server) postDevice(w http.ResponseWriter, r *http.Request) {
 	}
 	var c *client
 	if rec != nil {
-		c = s.clients[rec.ClientID] // nil if the client was removed since
+		if c, err = s.lookupClient(ctx, rec.ClientID); err != nil { // nil if the client was removed since
+			s.errorPage(w, r, errServer(err))
+			return
+		}
 	}
 	if c == nil {
 		s.renderDevice(w, r, http.StatusBadRequest, typed, msgBadUserCode)

@@ -160,7 +160,11 @@ func (s *Server) countIssued(c *client, grant string) {
 		n.Inc()
 		return
 	}
-	s.metrics.issued.WithLabelValues(grant, s.clientLabel(c.ID)).Inc()
+	label := c.kind // a dynamic client is counted by its kind: labels stay bounded
+	if !c.dynamic() {
+		label = s.clientLabel(c.ID)
+	}
+	s.metrics.issued.WithLabelValues(grant, label).Inc()
 }
 
 // countTokenError counts an error response of the token endpoint.

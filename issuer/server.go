@@ -71,6 +71,8 @@ type Server struct {
 	log          *zap.Logger
 	auditLog     *zap.Logger
 	metrics      *metrics // nil: no metrics
+	// documents resolves https client ids (client ID metadata documents); nil when off.
+	documents *documentClients
 }
 
 // CheckConfig checks cfg as New would, without a store and without side effects: no file or key

@@ -1,0 +1,61 @@
+package issuer
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/tollgate-auth/tollgate/issuer/state"
+)
+
+// Kinds of client, by where the issuer learned of it (docs/design.md, "Dynamic clients").
+const (
+	kindConfigured = ""                  // in the configuration
+	kindRegistered = "registered"        // registered at run time (RFC 7591 or the admin API), in the store
+	kindDocument   = "metadata_document" // an https client_id whose metadata document was fetched
+)
+
+// RegisteredClientPrefix starts the id of every client registered at run time, so that only
+// such ids are looked up in the store and none can be mistaken for a configured one.
+const RegisteredClientPrefix = "tgc_"
+
+// lookupClient is the one place a client_id becomes a client: a configured client, else a
+// client registered at run time (read from the store on every use, so a deletion or expiry
+// takes effect on every node at once), else, when client ID metadata documents are on and id
+// is an https URL, the client its document describes. It returns nil, nil for an unknown id;
+// an error only when the store or the document's host failed and the caller must answer 503
+// (or, for a document that is invalid, nil: the client is unknown).
+func (s *Server) lookupClient(ctx context.Context, id string) (*client, error) {
+	if c := s.clients[id]; c != nil {
+		return c, nil
+	}
+	switch {
+	case strings.HasPrefix(id, RegisteredClientPrefix):
+		rec, err := s.state.Client(ctx, id)
+		if rec == nil || err != nil {
+			return nil, err
+		}
+		return registeredClient(rec), nil
+	case s.documents != nil && strings.HasPrefix(id, "https://"):
+		return s.documents.client(ctx, id)
+	}
+	return nil, nil
+}
+
+// registeredClient is the client a registration record describes. Its consent is always asked
+// for (dynamic), and its secret is kept only as the digest the record holds.
+func registeredClient(rec *state.Client) *client {
+	c := newClient(Client{ID: rec.ID, Name: rec.Name, RedirectURIs: rec.RedirectURIs,
+		Grants: rec.Grants, Scopes: rec.Scopes, Audience: rec.Audience})
+	c.kind = kindRegistered
+	copy(c.secretDigest[:], rec.SecretDigest)
+	if rec.Expires != 0 {
+		c.expires = time.Unix(rec.Expires, 0)
+	}
+	return c
+}
+
+// dynamic reports whether the client was not configured by the operator: anyone may have
+// registered it (with any name), so its consent is asked for every time and never remembered
+// or skipped.
+func (c *client) dynamic() bool { return c.kind != kindConfigured }
