@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,3 +60,14 @@ func registeredClient(rec *state.Client) *client {
 // registered it (with any name), so its consent is asked for every time and never remembered
 // or skipped.
 func (c *client) dynamic() bool { return c.kind != kindConfigured }
+
+// dynamicScopes are the scopes a dynamic client with grants may ask for: the configured ones
+// (capped), and offline_access when it may refresh, since that scope is how a refresh token is
+// asked for (MCP clients ask for it when scopes_supported lists it).
+func dynamicScopes(configured, grants []string) []string {
+	out := slices.Clone(configured)
+	if slices.Contains(grants, GrantRefreshToken) && !slices.Contains(out, "offline_access") {
+		out = append(out, "offline_access")
+	}
+	return out
+}

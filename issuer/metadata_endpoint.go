@@ -35,6 +35,12 @@ type metadata struct {
 	ClaimsParameterSupported          bool     `json:"claims_parameter_supported"`
 	RequestParameterSupported         bool     `json:"request_parameter_supported"`
 	RequestURIParameterSupported      bool     `json:"request_uri_parameter_supported"`
+	// RegistrationEndpoint is RFC 7591's, when registration is on.
+	RegistrationEndpoint string `json:"registration_endpoint,omitempty"`
+	// ClientIDMetadataDocumentSupported: an https URL may be a client_id
+	// (draft-ietf-oauth-client-id-metadata-document §4).
+	ClientIDMetadataDocumentSupported bool     `json:"client_id_metadata_document_supported,omitempty"`
+	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
 }
 
 // metadataDocument builds the metadata once, at New.
@@ -52,7 +58,7 @@ func (s *Server) metadata() metadata {
 		responseTypes, responseModes = set{}, set{}
 		code, implicit, device       bool
 	)
-	for _, c := range s.clients {
+	for _, c := range s.advertisedClients() {
 		for g := range c.grants {
 			grants.add(g)
 		}
@@ -120,7 +126,40 @@ func (s *Server) metadata() metadata {
 	if device {
 		md.DeviceAuthorizationEndpoint = s.endpoint(PathDeviceAuthorization)
 	}
+	if s.cfg.Registration != nil {
+		md.RegistrationEndpoint = s.endpoint(PathRegister)
+	}
+	if s.cfg.MetadataDocuments != nil {
+		md.ClientIDMetadataDocumentSupported = true
+		md.TokenEndpointAuthMethodsSupported = append(md.TokenEndpointAuthMethodsSupported, authPrivateKeyJWT)
+		sort.Strings(md.TokenEndpointAuthMethodsSupported)
+		md.TokenEndpointAuthSigningAlgs = assertionAlgs
+	}
 	return md
+}
+
+// advertisedClients are the configured clients and, for each way a client can come at run time
+// (registration, metadata documents), the most a client coming that way may use: the metadata
+// lists what some client can use, and a client that is not there yet is one of those.
+func (s *Server) advertisedClients() []*client {
+	out := make([]*client, 0, len(s.clients)+3)
+	for _, c := range s.clients {
+		out = append(out, c)
+	}
+	code := []string{GrantAuthorizationCode, GrantRefreshToken}
+	if r := s.cfg.Registration; r != nil {
+		r := *r
+		r.Scopes = dynamicScopes(r.Scopes, code)
+		out = append(out, newClient(Client{ID: "registered", Grants: code, Scopes: r.Scopes, RedirectURIs: []string{"https://x/"}}))
+		if r.Mode == RegistrationToken {
+			out = append(out, newClient(Client{ID: "registered", Secret: "x", Scopes: r.Scopes, RedirectURIs: []string{"https://x/"},
+				Grants: append(code, GrantClientCredentials)}))
+		}
+	}
+	if m := s.cfg.MetadataDocuments; m != nil {
+		out = append(out, newClient(Client{ID: "document", Grants: code, Scopes: dynamicScopes(m.Scopes, code), RedirectURIs: []string{"https://x/"}}))
+	}
+	return out
 }
 
 // set is a set of strings, listed sorted.
