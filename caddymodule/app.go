@@ -113,11 +113,15 @@ func (a *App) Start() error {
 			}
 		}
 	}
+	appStarted(a) // the admin API (admin_api.go) finds the issuers from now on
 	return nil
 }
 
-// Stop does nothing; handlers release their resources in Cleanup.
-func (a *App) Stop() error { return nil }
+// Stop takes the app's issuers off the admin API; handlers release their resources in Cleanup.
+func (a *App) Stop() error {
+	appStopped(a)
+	return nil
+}
 
 // Interface guards
 var (

@@ -67,6 +67,17 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	        resource_server               # may introspect tokens of every client
 //	        loopback_any_port             # a confidential client's loopback redirect URIs take any port
 //	    }
+//	    registration open|token <initial-access-token>|off {   # RFC 7591/7592; default off
+//	        scopes <scope>...             # what registered clients may ask for
+//	        audience <resource>...        # the "aud" of their tokens (the MCP servers they are for)
+//	        lifetime <duration>           # default 720h
+//	        per_address <n>               # registrations per address per hour, default 20
+//	        total <n>                     # registrations from all addresses per hour, default 2000
+//	    }
+//	    client_id_metadata_documents {    # an https URL may be a client_id; see parseMetadataDocuments
+//	        scopes <scope>...
+//	        audience <resource>...
+//	    }
 //	}
 //
 // Every mistake is reported at the line of the value it is about: the rules that issuer.New

@@ -31,8 +31,15 @@ import (
 //	throttled               limit [client_id]                  a throttle or bound refused an attempt (sign-ins: sign_in_failed)
 //	device_approved         client_id sub scope                the user approved a device
 //	device_denied           client_id                          the user denied a device
+//	client_registered       client_id via                      a client was registered: via open or token (RFC 7591), or admin
+//	client_updated          client_id via                      a registered client changed its metadata (RFC 7592): via client
+//	client_deleted          client_id via                      a registered client was deleted: via client (RFC 7592) or admin
 //
-// client_id is a client the configuration knows; an id it does not know is not logged. No
+// An operator's actions on users (admin.go: admin_session_ended, admin_family_revoked,
+// admin_signed_out_everywhere) have no request: their lines carry via=admin, no remote_ip.
+//
+// client_id is a client the configuration knows, or a registered one (RegisteredClientPrefix,
+// an id the issuer made); an id it knows neither way is not logged. No
 // event holds a token, code, secret, password, user code, session id or the user name of a
 // failed sign-in (a password typed into the name field would be logged).
 const (
@@ -51,6 +58,9 @@ const (
 	AuditThrottled           = "throttled"
 	AuditDeviceApproved      = "device_approved"
 	AuditDeviceDenied        = "device_denied"
+	AuditClientRegistered    = "client_registered"
+	AuditClientUpdated       = "client_updated"
+	AuditClientDeleted       = "client_deleted"
 )
 
 // audit writes one audit line for r. Nothing is built unless the audit logger is on: the

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -20,6 +21,9 @@ type client struct {
 	expires time.Time // zero: never
 	// document is the client ID metadata document of a kindDocument client.
 	document *clientDocument
+	// assertionKeys are the public keys the client signs its RFC 7523 client assertions with
+	// (private_key_jwt); a client with keys is confidential. Any kind of client may have them.
+	assertionKeys []jose.JSONWebKey
 }
 
 func newClient(c Client) *client {
@@ -40,8 +44,11 @@ func newClient(c Client) *client {
 	return cl
 }
 
-// public reports whether the client was configured without a secret.
-func (c *client) public() bool { return c.secretDigest == [sha256.Size]byte{} }
+// public reports whether the client has no credentials: no secret and no keys for
+// private_key_jwt.
+func (c *client) public() bool {
+	return c.secretDigest == [sha256.Size]byte{} && len(c.assertionKeys) == 0
+}
 
 // checkSecret compares a presented secret with the configured one in constant time. Comparing
 // SHA-256 digests keeps the time independent of both lengths and costs well under a

@@ -46,9 +46,18 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodGet {
-		ui.Consent(w, ui.ConsentData{Action: s.base + PathConsent, Redirect: p.RedirectURI, CSRF: s.csrfToken(w, r),
+		d := ui.ConsentData{Action: s.base + PathConsent, Redirect: p.RedirectURI, CSRF: s.csrfToken(w, r),
 			Hidden: []ui.Hidden{{Name: "request", Value: id}}, ClientName: c.displayName(), ClientID: c.ID,
-			Username: sess.User, Scopes: p.Scopes})
+			Username: sess.User, Scopes: p.Scopes, SelfRegistered: c.kind == kindRegistered}
+		if doc := c.document; doc != nil {
+			// A document's name is whatever its author wrote: the host it came from is shown
+			// with it, and stands for it when there is none.
+			d.ClientHost, d.LoopbackOnly = doc.host, doc.loopbackOnly
+			if c.Name == "" {
+				d.ClientName = doc.host
+			}
+		}
+		ui.Consent(w, d)
 		return
 	}
 	switch f["decision"] {

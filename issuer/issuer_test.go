@@ -239,7 +239,9 @@ func TestIssuerWithPath(t *testing.T) {
 	cfg := testConfig()
 	cfg.Issuer = "https://example.test/tenant-a"
 	s := newTestServer(t, cfg)
-	for _, p := range []string{"/tenant-a" + PathOpenIDConfiguration, PathOAuthMetadata + "/tenant-a", "/tenant-a" + PathToken} {
+	// RFC 8414 §3.1 path insertion, and the same for OpenID discovery (which MCP clients try).
+	for _, p := range []string{"/tenant-a" + PathOpenIDConfiguration, PathOAuthMetadata + "/tenant-a",
+		PathOpenIDConfiguration + "/tenant-a", "/tenant-a" + PathToken} {
 		if s.Route(p) == nil {
 			t.Errorf("%s is not routed", p)
 		}

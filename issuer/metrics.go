@@ -21,7 +21,8 @@ import (
 //	tollgate_issuer_throttled_total{limit}
 //	    attempts a throttle or bound refused, by limit: sign_in_address, sign_in_user_address,
 //	    sign_in_user (the per-user back-off), client_auth, user_code, pending_address,
-//	    pending_client, device_address, device_client
+//	    pending_client, device_address, device_client, registration_address,
+//	    registration_total
 //	tollgate_issuer_refresh_reuse_total{client}
 //	    reuses of a rotated refresh token (each revoked its family)
 //	tollgate_issuer_code_reuse_total{kind,client}

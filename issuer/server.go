@@ -157,6 +157,11 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if s.users, err = users.New(staticUsers(cfg), cfg.UsersFile, s.log); err != nil {
 		return nil, fmt.Errorf("issuer: users: %w", err)
 	}
+	if cfg.MetadataDocuments != nil {
+		if s.documents, err = newDocumentClients(*cfg.MetadataDocuments, s.log); err != nil {
+			return nil, err
+		}
+	}
 	s.cors = s.corsOrigins()
 	upkeep, stop := context.WithCancel(context.Background())
 	s.stop, s.done = stop, make(chan struct{})
@@ -189,19 +194,25 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		s.base + PathOAuthMetadata:       s.withCORS(s.serveMetadata),
 		// RFC 8414 §3.1: for an issuer with a path, the well-known segment comes first.
 		PathOAuthMetadata + s.base: s.withCORS(s.serveMetadata),
-		s.base + PathToken:         s.withCORS(s.serveToken),
-		s.base + PathJWKS:          s.withCORS(s.serveJWKS),
-		s.base + PathUserinfo:      s.withCORS(s.serveUserinfo),
-		s.base + PathIntrospect:    http.HandlerFunc(s.serveIntrospect),
-		s.base + PathRevoke:        s.withCORS(s.serveRevoke),
-		s.base + PathAuthorize:     http.HandlerFunc(s.serveAuthorize),
-		s.base + PathLogin:         http.HandlerFunc(s.serveLogin),
-		s.base + PathConsent:       http.HandlerFunc(s.serveConsent),
-		s.base + PathEndSession:    http.HandlerFunc(s.serveEndSession),
-		s.base + PathAccount:       http.HandlerFunc(s.serveAccount),
+		// The MCP authorization specification also tries OpenID discovery the same way.
+		PathOpenIDConfiguration + s.base: s.withCORS(s.serveMetadata),
+		s.base + PathToken:               s.withCORS(s.serveToken),
+		s.base + PathJWKS:                s.withCORS(s.serveJWKS),
+		s.base + PathUserinfo:            s.withCORS(s.serveUserinfo),
+		s.base + PathIntrospect:          http.HandlerFunc(s.serveIntrospect),
+		s.base + PathRevoke:              s.withCORS(s.serveRevoke),
+		s.base + PathAuthorize:           http.HandlerFunc(s.serveAuthorize),
+		s.base + PathLogin:               http.HandlerFunc(s.serveLogin),
+		s.base + PathConsent:             http.HandlerFunc(s.serveConsent),
+		s.base + PathEndSession:          http.HandlerFunc(s.serveEndSession),
+		s.base + PathAccount:             http.HandlerFunc(s.serveAccount),
 		// RFC 8628: the device authorization endpoint and its verification page.
 		s.base + PathDeviceAuthorization: s.withCORS(s.serveDeviceAuthorization),
 		s.base + PathDevice:              http.HandlerFunc(s.serveDevice),
+	}
+	if cfg.Registration != nil {
+		// RFC 7591; each client's configuration endpoint (RFC 7592) is in Route.
+		s.routes[s.base+PathRegister] = withRegistrationCORS(s.serveRegister)
 	}
 	return s, nil
 }
@@ -217,7 +228,12 @@ func (s *Server) Keys() *keys.Manager { return s.keys }
 
 // Route returns the handler for one of the issuer's own paths, or nil when path is not the
 // issuer's, so the host passes the request on.
-func (s *Server) Route(path string) http.Handler { return s.routes[path] }
+func (s *Server) Route(path string) http.Handler {
+	if h := s.routes[path]; h != nil {
+		return h
+	}
+	return s.registrationRoute(path) // PathRegister + "/<client_id>", when registration is on
+}
 
 // ServeHTTP serves the issuer's paths and answers 404 for every other path.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -36,10 +36,14 @@ const (
 	limitPendingClient     = "pending_client"
 	limitDeviceAddress     = "device_address"
 	limitDeviceClient      = "device_client"
+	// Client registrations (RFC 7591) per address and from all addresses, per hour.
+	limitRegistrationAddress = "registration_address"
+	limitRegistrationTotal   = "registration_total"
 )
 
 var throttleLimits = []string{limitSignInAddress, limitSignInUserAddress, limitSignInUser, limitClientAuth, limitUserCode,
-	limitPendingAddress, limitPendingClient, limitDeviceAddress, limitDeviceClient}
+	limitPendingAddress, limitPendingClient, limitDeviceAddress, limitDeviceClient, limitRegistrationAddress,
+	limitRegistrationTotal}
 
 // window is the current throttle window.
 func window(now time.Time) state.Window { return state.Window{Length: throttleWindow, Now: now} }

@@ -10,7 +10,7 @@ func Buckets() []store.Bucket {
 		bucketDeviceCodes, bucketDeviceUserCodes, bucketDevicePolls, bucketDeviceDecisions, bucketDeviceLinks,
 		bucketFamilies, bucketRevokedBefore, bucketRevokedAccessTokens,
 		bucketSessions, bucketPending, bucketConsents,
-		bucketThrottle, bucketSignInAddresses, bucketClients,
+		bucketThrottle, bucketSignInAddresses, bucketClients, bucketAssertions,
 	}
 }
 

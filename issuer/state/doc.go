@@ -24,6 +24,7 @@
 //	throttle                 Key(name, window)    count         count before deciding (Incr)
 //	sign_in_addresses        Key(user\0address)   "1"           —
 //	registered_clients       Key(client id)       Client        ids unique (Create), changes (Update)
+//	client_assertions        Key(client\0jti)     "1"           each used once (Create)
 //
 // Key is SHA-256, so the store never holds a code, token, session id or user code that would
 // work if read out of it. The signing keys are the one other bucket; package keys owns it.

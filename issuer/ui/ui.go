@@ -53,6 +53,15 @@ type ConsentData struct {
 	ClientID   string   // shown after the name when it differs
 	Username   string   // the signed-in user; omitted when empty
 	Scopes     []string // scopes asked for, each listed with a description when one is known
+	// ClientHost, for a client known by its metadata document (its client_id is a URL), is
+	// that URL's host: shown next to the name, which the document's author chose freely.
+	ClientHost string
+	// LoopbackOnly warns that every redirect URI of the client is on a loopback address: the
+	// application runs on the user's own computer, so the user should have started it.
+	LoopbackOnly bool
+	// SelfRegistered notes that the client registered itself (RFC 7591), so its name was
+	// not checked by anyone.
+	SelfRegistered bool
 }
 
 // DeviceData fills the device page (the verification_uri of RFC 8628).
