@@ -19,6 +19,9 @@ type client struct {
 	// kind is where the client came from (clients.go); dynamic clients also have:
 	kind    string
 	expires time.Time // zero: never
+	// authMethod is a registered confidential client's token_endpoint_auth_method
+	// (client_secret_basic or client_secret_post), the only one it may use; "" for any.
+	authMethod string
 	// document is the client ID metadata document of a kindDocument client.
 	document *clientDocument
 	// assertionKeys are the public keys the client signs its RFC 7523 client assertions with

@@ -85,6 +85,11 @@ func (s *Server) authenticateClient(r *http.Request, f form, ip string) (*client
 		}
 		return nil, errInvalidClient(basic)
 	}
+	if c.authMethod != "" && (c.authMethod == authMethodBasic) != basic {
+		// A registered client authenticates the way it registered (RFC 7591 §2): a secret
+		// registered for Basic is not also accepted in the body, nor the other way round.
+		return nil, errInvalidClient(basic)
+	}
 	return c, nil
 }
 

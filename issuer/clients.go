@@ -23,9 +23,9 @@ const RegisteredClientPrefix = "tgc_"
 // lookupClient is the one place a client_id becomes a client: a configured client, else a
 // client registered at run time (read from the store on every use, so a deletion or expiry
 // takes effect on every node at once), else, when client ID metadata documents are on and id
-// is an https URL, the client its document describes. It returns nil, nil for an unknown id;
-// an error only when the store or the document's host failed and the caller must answer 503
-// (or, for a document that is invalid, nil: the client is unknown).
+// is an https URL, the client its document describes. It returns nil, nil for an unknown id,
+// a refused document or one whose host is down; an error only when the store failed or too
+// many documents are being fetched, and the caller answers 503.
 func (s *Server) lookupClient(ctx context.Context, id string) (*client, error) {
 	if c := s.clients[id]; c != nil {
 		return c, nil
@@ -50,6 +50,9 @@ func registeredClient(rec *state.Client) *client {
 		Grants: rec.Grants, Scopes: rec.Scopes, Audience: rec.Audience})
 	c.kind = kindRegistered
 	copy(c.secretDigest[:], rec.SecretDigest)
+	if rec.AuthMethod == authMethodBasic || rec.AuthMethod == authMethodPost {
+		c.authMethod = rec.AuthMethod
+	}
 	if rec.Expires != 0 {
 		c.expires = time.Unix(rec.Expires, 0)
 	}

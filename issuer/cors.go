@@ -30,7 +30,7 @@ func (s *Server) withCORS(h http.HandlerFunc) http.HandlerFunc {
 		origin := r.Header.Get("Origin")
 		hdr := w.Header()
 		hdr.Add("Vary", "Origin")
-		if origin != "" && s.cors[origin] {
+		if origin != "" && (s.cors[origin] || s.corsAnyOrigin()) {
 			hdr.Set("Access-Control-Allow-Origin", origin)
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				hdr.Set("Access-Control-Allow-Methods", "GET, POST")
@@ -42,4 +42,13 @@ func (s *Server) withCORS(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// corsAnyOrigin reports whether every origin may call the CORS endpoints: with dynamic clients
+// on (registration, metadata documents), a browser-based client's origin is not known in
+// advance. This is safe because those endpoints read no cookie: every call carries its own
+// credential (a code and verifier, a token, a secret), and no Access-Control-Allow-Credentials
+// is ever sent.
+func (s *Server) corsAnyOrigin() bool {
+	return s.cfg.Registration != nil || s.cfg.MetadataDocuments != nil
 }

@@ -57,6 +57,10 @@ func errInvalidClient(basic bool) *Error {
 // errServer maps an internal failure to a response: a store outage is a 503
 // temporarily_unavailable, anything else a 500 server_error. The cause goes only to the log.
 func errServer(cause error) *Error {
+	if errors.Is(cause, errDocumentsBusy) {
+		return &Error{Code: "temporarily_unavailable", Description: "too many new clients at once, try again in a moment",
+			Status: http.StatusServiceUnavailable, cause: cause}
+	}
 	if errors.Is(cause, store.ErrUnavailable) {
 		return &Error{Code: "temporarily_unavailable", Description: "storage is unavailable, try again later",
 			Status: http.StatusServiceUnavailable, cause: cause}

@@ -314,6 +314,13 @@ func TestRegistrationTokenModeNeedsTheToken(t *testing.T) {
 	if status, body := tokenCall(t, f.url, r.str("client_id"), "", form); status != 200 {
 		t.Fatalf("client_secret_post: %d %v", status, body)
 	}
+	// Each authenticates only the way it registered: the right secret the other way is refused.
+	if status, _ := tokenCall(t, f.url, r.str("client_id"), r.str("client_secret"), url.Values{"grant_type": {"client_credentials"}}); status != 401 {
+		t.Fatalf("a client_secret_post client's secret by Basic: %d", status)
+	}
+	if status, _ := tokenCall(t, f.url, id, "", url.Values{"grant_type": {"client_credentials"}, "client_secret": {secret}}); status != 401 {
+		t.Fatalf("a client_secret_basic client's secret in the body: %d", status)
+	}
 	if r := register(t, f, testInitialToken, publicMetadata()); r.str("client_secret") != "" {
 		t.Fatalf("none in token mode: %v", r.body)
 	}
@@ -649,6 +656,19 @@ func TestRegistrationCORS(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 201 || resp.Header.Get("Access-Control-Allow-Origin") != "*" {
 		t.Fatalf("registration from a page: %d %v", resp.StatusCode, resp.Header)
+	}
+	// The client's origin is known to no configuration: the token endpoint answers it too, and
+	// never with credentials (it reads no cookie).
+	req, _ = http.NewRequest(http.MethodOptions, f.url+PathToken, nil)
+	req.Header.Set("Origin", "http://localhost:6274")
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "http://localhost:6274" || resp.Header.Get("Access-Control-Allow-Credentials") != "" {
+		t.Fatalf("token endpoint preflight: %d %v", resp.StatusCode, resp.Header)
 	}
 }
 
