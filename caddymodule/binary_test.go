@@ -51,7 +51,7 @@ func TestBuiltBinaryListsModules(t *testing.T) {
 	for _, line := range strings.Split(string(out), "\n") {
 		modules[strings.TrimSpace(line)] = true
 	}
-	for _, id := range []string{"http.handlers.oauth_issuer", "http.handlers.oauth_protect"} {
+	for _, id := range []string{"http.handlers.oauth_issuer", "http.handlers.oauth_protect", "tollgate", "admin.api.tollgate"} {
 		if !modules[id] {
 			t.Errorf("%s list-modules does not list %s", bin, id)
 		}
