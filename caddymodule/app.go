@@ -106,6 +106,10 @@ func (a *App) Start() error {
 		for _, b := range p.bindings {
 			if s := a.lookupIssuer(b.issuer); s != nil {
 				b.bind(s)
+				if p.gate != nil {
+					// DPoP proofs are single use across every node sharing the issuer's store.
+					p.gate.SetDPoPReplay(s.DPoPReplay())
+				}
 				continue
 			}
 			if err := p.startRemote(b); err != nil {

@@ -127,7 +127,7 @@ func TestCaddyfileErrorLines(t *testing.T) {
 			scopes openid profile
 		}
 	}
-}`, `client web: grants: unknown grant "magic" (known: authorization_code implicit client_credentials password refresh_token device_code)`, 7},
+}`, `client web: grants: unknown grant "magic" (known: authorization_code implicit client_credentials password refresh_token device_code token_exchange)`, 7},
 		{"relative redirect URI", `:8080 {
 	oauth_issuer {
 		issuer https://a.example
@@ -201,6 +201,104 @@ func TestCaddyfileErrorLines(t *testing.T) {
 		}
 	}
 }`, `client "svc": a public client (no secret) cannot use client_credentials`, 4},
+		{"jwks_file and jwks_uri together", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		client svc {
+			jwks_file /etc/keys.json
+			grants client_credentials
+			jwks_uri https://svc.example/jwks
+		}
+	}
+}`, `client svc: jwks_file and jwks_uri: give the client one key set, not both`, 7},
+		{"keys after a secret", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		client svc {
+			secret s
+			jwks_uri https://svc.example/jwks
+		}
+	}
+}`, `client svc: a client with keys authenticates with private_key_jwt and has no secret`, 6},
+		{"a secret after keys", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		client svc {
+			jwks_file /etc/keys.json
+			grants client_credentials
+			secret s
+		}
+	}
+}`, `client svc: a client with keys authenticates with private_key_jwt and has no secret`, 7},
+		{"jwks_uri over plain http", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		client svc {
+			jwks_uri http://svc.example/jwks
+		}
+	}
+}`, `plain http is allowed only on a loopback host`, 5},
+		{"jwks_uri with two values", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		client svc {
+			jwks_uri https://a.example/1 https://a.example/2
+		}
+	}
+}`, `client svc: jwks_uri takes one value`, 5},
+		{"public client with token_exchange, at the client line", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		client gw {
+			grants token_exchange
+			scopes read
+		}
+	}
+}`, `client "gw": a public client (no secret or keys) cannot use token_exchange`, 4},
+		{"token_exchange trust of a plain http issuer", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		token_exchange {
+			trust https://idp.example
+			trust http://idp2.example
+		}
+	}
+}`, `http is allowed only on a loopback host`, 6},
+		{"token_exchange trusting itself", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		token_exchange {
+			trust https://a.example
+		}
+	}
+}`, `this issuer's own tokens are always accepted`, 5},
+		{"token_exchange trust given twice, in a block", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		token_exchange {
+			trust https://idp.example
+			trust https://idp.example {
+				audience https://a.example
+			}
+		}
+	}
+}`, `trust https://idp.example: given twice`, 6},
+		{"token_exchange trust with a bad jwks_uri", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		token_exchange {
+			trust https://idp.example jwks_uri http://idp.example/keys
+		}
+	}
+}`, `plain http is allowed only on a loopback host`, 5},
+		{"token_exchange unknown line", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		token_exchange {
+			allow everything
+		}
+	}
+}`, `token_exchange: unknown sub-directive "allow"`, 5},
 		{"public client with the password grant, at the client line", `:8080 {
 	oauth_issuer {
 		issuer https://a.example
@@ -219,6 +317,71 @@ func TestCaddyfileErrorLines(t *testing.T) {
 		}
 	}
 }`, `client "web": a client using authorization_code or implicit needs a redirect_uri`, 4},
+		{"fapi2 client with a secret, at the client line", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		client bank {
+			secret s
+			redirect_uri https://bank.example/cb
+			profile fapi2
+		}
+	}
+}`, `client "bank": profile fapi2: the client authenticates with private_key_jwt only`, 4},
+		{"public fapi2 client, at the client line", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		client bank {
+			profile fapi2
+			redirect_uri https://bank.example/cb
+		}
+	}
+}`, `client "bank": profile fapi2: the client needs jwks_file or jwks_uri`, 4},
+		{"fapi2 client with an http redirect URI, at the client line", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		client bank {
+			jwks_uri https://bank.example/jwks
+			redirect_uri http://127.0.0.1/cb
+			profile fapi2
+		}
+	}
+}`, `client "bank": profile fapi2: redirect_uri "http://127.0.0.1/cb" must be https`, 4},
+		{"fapi2 client with the implicit grant, at the client line", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		client bank {
+			jwks_uri https://bank.example/jwks
+			redirect_uri https://bank.example/cb
+			grants authorization_code implicit
+			profile fapi2
+		}
+	}
+}`, `client "bank": profile fapi2: the implicit grant is not allowed`, 4},
+		{"unknown profile, at the profile line", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		client bank {
+			jwks_uri https://bank.example/jwks
+			profile fapi1
+			redirect_uri https://bank.example/cb
+		}
+	}
+}`, `client bank: unknown profile "fapi1" (known: fapi2)`, 6},
+		{"require_par with a value", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		client web {
+			redirect_uri https://app.example/cb
+			require_par yes
+		}
+	}
+}`, `client web: require_par takes no value`, 6},
+		{"par_ttl not whole seconds", `:8080 {
+	oauth_issuer {
+		issuer https://a.example
+		par_ttl 1500ms
+	}
+}`, `par_ttl must be a positive number of whole seconds`, 4},
 		{"empty client id", `:8080 {
 	oauth_issuer {
 		issuer https://a.example

@@ -44,6 +44,8 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	    key_rotation <duration>           # default 720h: a new signing key replaces the old
 //	    id_token_signing_alg RS256|…      # ID tokens, default RS256
 //	    code_ttl <duration>               # authorization codes, default 60s
+//	    par_ttl <duration>                # pushed requests' request_uri (RFC 9126), default 60s
+//	    require_pushed_authorization_requests  # every client must push (PAR)
 //	    session_ttl <duration>            # browser sign-in session, default 24h
 //	    device_code_ttl <duration>        # device and user codes (RFC 8628), default 10m
 //	    device_poll_interval <duration>   # device polling interval, whole seconds, default 5s
@@ -66,6 +68,8 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	        post_logout_redirect_uri <uri>...
 //	        resource_server               # may introspect tokens of every client
 //	        loopback_any_port             # a confidential client's loopback redirect URIs take any port
+//	        require_par                   # authorization requests must be pushed (RFC 9126)
+//	        profile fapi2                 # FAPI 2.0 Security Profile preset (issuer/profile.go)
 //	    }
 //	    registration open|token <initial-access-token>|off {   # RFC 7591/7592; default off
 //	        scopes <scope>...             # what registered clients may ask for
@@ -138,6 +142,15 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := parseIssuerDuration(d, &h.CodeTTL); err != nil {
 				return err
 			}
+		case "par_ttl":
+			if err := parseIssuerDuration(d, &h.PARTTL); err != nil {
+				return err
+			}
+		case "require_pushed_authorization_requests":
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+			h.RequirePAR = true
 		case "session_ttl":
 			if err := parseIssuerDuration(d, &h.SessionTTL); err != nil {
 				return err
@@ -149,6 +162,20 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "device_poll_interval":
 			if err := parseIssuerDuration(d, &h.DevicePollInterval); err != nil {
 				return err
+			}
+		case "dpop_nonce":
+			// RFC 9449 §8: dpop_nonce required|off (default off).
+			var v string
+			if !d.Args(&v) || d.NextArg() {
+				return d.ArgErr()
+			}
+			switch v {
+			case "required":
+				h.DPoPNonce = true
+			case "off":
+				h.DPoPNonce = false
+			default:
+				return d.Errf("dpop_nonce: want required or off, got %q", v)
 			}
 		case "cors_origins":
 			args := d.RemainingArgs()
@@ -188,6 +215,12 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.MetadataDocuments = m
+		case "token_exchange":
+			te, err := parseTokenExchange(d, h.Issuer)
+			if err != nil {
+				return err
+			}
+			h.TokenExchange = te
 		default:
 			return d.Errf("oauth_issuer: unknown sub-directive %q", d.Val())
 		}
@@ -375,6 +408,9 @@ func parseClient(d *caddyfile.Dispenser, before []issuer.Client) (issuer.Client,
 				// A client is public only when it has no secret line at all.
 				return c, d.Errf("client %s: secret is empty; remove the secret line for a public client", c.ID)
 			}
+			if err == nil && c.HasKeys() {
+				return c, d.Errf("client %s: a client with keys authenticates with private_key_jwt and has no secret", c.ID)
+			}
 		case "consent":
 			if err = one(&c.Consent); err == nil {
 				if err = issuer.CheckConsent(c.Consent); err != nil {
@@ -407,6 +443,39 @@ func parseClient(d *caddyfile.Dispenser, before []issuer.Client) (issuer.Client,
 			}
 			c.LoopbackAnyPort = true
 			continue
+		case "require_dpop", "require_par":
+			if len(args) != 0 {
+				return c, d.Errf("client %s: %s takes no value", c.ID, sub)
+			}
+			if sub == "require_dpop" {
+				c.RequireDPoP = true
+			} else {
+				c.RequirePAR = true
+			}
+			continue
+		case "jwks_file", "jwks_uri":
+			// private_key_jwt (RFC 7523): one key set, and no secret beside it.
+			into := &c.JWKSFile
+			if sub == "jwks_uri" {
+				into = &c.JWKSURI
+			}
+			switch {
+			case c.JWKSFile != "" || c.JWKSURI != "":
+				return c, d.Errf("client %s: jwks_file and jwks_uri: give the client one key set, not both", c.ID)
+			case c.Secret != "":
+				return c, d.Errf("client %s: a client with keys authenticates with private_key_jwt and has no secret", c.ID)
+			}
+			if err = one(into); err == nil && sub == "jwks_uri" {
+				if err = issuer.CheckJWKSURI(c.JWKSURI); err != nil {
+					err = d.Errf("client %s: %v", c.ID, err)
+				}
+			}
+		case "profile":
+			if err = one(&c.Profile); err == nil {
+				if err = issuer.CheckProfile(c.Profile); err != nil {
+					err = d.Errf("client %s: %v", c.ID, err)
+				}
+			}
 		default:
 			return c, d.Errf("client %s: unknown sub-directive %q", c.ID, sub)
 		}
@@ -434,6 +503,7 @@ var _ caddyfile.Unmarshaler = (*IssuerHandler)(nil)
 //	    lifetime <duration>      # a registered client is deleted this long after; default 720h
 //	    per_address <n>          # registrations per address per hour; default 20
 //	    total <n>                # registrations from all addresses per hour; default 2000
+//	    max_clients <n>          # registrations per lifetime (at most twice as many live); default 10000
 //	}
 //
 // off (the default) returns nil.
@@ -463,7 +533,8 @@ func parseRegistration(d *caddyfile.Dispenser) (*issuer.Registration, error) {
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		if err := parseDynamicClientSetting(d, "registration", &r.Scopes, &r.Audience, map[string]*int{
-			"per_address": &r.PerAddress, "total": &r.Total}, map[string]*issuer.Duration{"lifetime": &r.Lifetime}); err != nil {
+			"per_address": &r.PerAddress, "total": &r.Total, "max_clients": &r.MaxClients},
+			map[string]*issuer.Duration{"lifetime": &r.Lifetime}); err != nil {
 			return nil, err
 		}
 	}
@@ -517,6 +588,62 @@ func parseMetadataDocuments(d *caddyfile.Dispenser) (*issuer.MetadataDocuments, 
 		return nil, d.WrapErr(err)
 	}
 	return m, nil
+}
+
+// parseTokenExchange reads the issuers token exchange (RFC 8693) trusts besides this one
+// (self, when the issuer line came first):
+//
+//	token_exchange {
+//	    trust <issuer-url> [jwks_uri <url>]   # default: the jwks_uri of its discovery document
+//	    trust <issuer-url> {
+//	        jwks_uri <url>
+//	        audience <aud>...                  # its tokens must name one; default: this issuer
+//	    }
+//	}
+//
+// Each trust is checked at its line.
+func parseTokenExchange(d *caddyfile.Dispenser, self string) (*issuer.TokenExchange, error) {
+	te := &issuer.TokenExchange{}
+	if d.NextArg() {
+		return nil, d.ArgErr()
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() != "trust" {
+			return nil, d.Errf("token_exchange: unknown sub-directive %q", d.Val())
+		}
+		var ti issuer.TrustedIssuer
+		at := d.Token()
+		args := d.RemainingArgs()
+		switch {
+		case len(args) == 1:
+		case len(args) == 3 && args[1] == "jwks_uri":
+			ti.JWKSURI = args[2]
+		default:
+			return nil, d.Err("token_exchange: want `trust <issuer-url> [jwks_uri <url>]`")
+		}
+		ti.Issuer = args[0]
+		for inner := d.Nesting(); d.NextBlock(inner); {
+			switch d.Val() {
+			case "jwks_uri":
+				if !d.AllArgs(&ti.JWKSURI) {
+					return nil, d.ArgErr()
+				}
+			case "audience":
+				aud := d.RemainingArgs()
+				if len(aud) == 0 {
+					return nil, d.ArgErr()
+				}
+				ti.Audience = append(ti.Audience, aud...)
+			default:
+				return nil, d.Errf("token_exchange: trust %s: unknown sub-directive %q", ti.Issuer, d.Val())
+			}
+		}
+		te.Trust = append(te.Trust, ti)
+		if err := te.Check(self); err != nil {
+			return nil, errAt(at, "%v", err)
+		}
+	}
+	return te, nil
 }
 
 // parseDynamicClientSetting reads one line of a registration or client_id_metadata_documents

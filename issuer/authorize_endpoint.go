@@ -36,7 +36,14 @@ func (s *Server) serveAuthorize(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	req, c, ae := s.parseAuthRequest(r, q)
+	pushed := q.Has("request_uri")
+	if pushed {
+		// RFC 9126 §4: the pushed request is the request; the other parameters are ignored.
+		if q, ok = s.takePushed(w, r, q); !ok {
+			return
+		}
+	}
+	req, c, ae := s.checkAuthRequest(r, q, pushed)
 	if ae != nil {
 		s.authorizeFailed(w, r, req, ae)
 		return
@@ -181,27 +188,10 @@ func (s *Server) redirectToPage(w http.ResponseWriter, r *http.Request, p *state
 // request is refused with 429 and Retry-After, so nobody can fill the store with requests
 // that are never finished.
 func (s *Server) storePending(w http.ResponseWriter, r *http.Request, p *state.Pending) (string, *Error) {
-	ctx, now := r.Context(), time.Now()
-	win := state.Window{Length: pendingTTL, Now: now}
-	for _, b := range []struct {
-		name   string
-		limit  int
-		called string
-	}{
-		{"pending:address:" + s.clientIP(r), s.cfg.Limits.PendingPerAddress, limitPendingAddress},
-		{"pending:client:" + p.ClientID, s.cfg.Limits.PendingPerClient, limitPendingClient},
-	} {
-		n, err := s.state.Count(ctx, b.name, 1, win)
-		if err != nil {
-			return "", errServer(err)
-		}
-		if n > int64(b.limit) {
-			s.throttled(r, s.clients[p.ClientID], b.called)
-			w.Header().Set("Retry-After", retryAfter(win.Reset(), now))
-			return "", &Error{Code: "temporarily_unavailable", Status: http.StatusTooManyRequests,
-				Description: "Too many sign-in requests from here. Wait a few minutes and try again."}
-		}
+	if e := s.admitPending(w, r, p.ClientID, true); e != nil {
+		return "", e
 	}
+	ctx := r.Context()
 	id := state.NewID()
 	if err := s.state.PutPending(ctx, id, p, pendingTTL); err != nil {
 		return "", errServer(err)
@@ -238,4 +228,34 @@ func (s *Server) loadPending(w http.ResponseWriter, r *http.Request, id string) 
 // state.ErrPendingGone when the request was answered (or expired) meanwhile.
 func (s *Server) savePending(r *http.Request, id string, p *state.Pending) error {
 	return s.state.SavePending(r.Context(), id, p, time.Unix(p.Created, 0).Add(pendingTTL))
+}
+
+// admitPending counts one more pending request (a stored authorization request, or a pushed
+// one) of clientID, and of the request's address when perAddress, for pendingTTL; past
+// PendingPerClient or PendingPerAddress it is refused with 429 and Retry-After.
+func (s *Server) admitPending(w http.ResponseWriter, r *http.Request, clientID string, perAddress bool) *Error {
+	ctx, now := r.Context(), time.Now()
+	win := state.Window{Length: pendingTTL, Now: now}
+	type bound struct {
+		name   string
+		limit  int
+		called string
+	}
+	bounds := []bound{{"pending:client:" + clientID, s.cfg.Limits.PendingPerClient, limitPendingClient}}
+	if perAddress {
+		bounds = append([]bound{{"pending:address:" + s.clientIP(r), s.cfg.Limits.PendingPerAddress, limitPendingAddress}}, bounds...)
+	}
+	for _, b := range bounds {
+		n, err := s.state.Count(ctx, b.name, 1, win)
+		if err != nil {
+			return errServer(err)
+		}
+		if n > int64(b.limit) {
+			s.throttled(r, s.clients[clientID], b.called)
+			w.Header().Set("Retry-After", retryAfter(win.Reset(), now))
+			return &Error{Code: "temporarily_unavailable", Status: http.StatusTooManyRequests,
+				Description: "Too many sign-in requests from here. Wait a few minutes and try again."}
+		}
+	}
+	return nil
 }

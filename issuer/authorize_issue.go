@@ -17,7 +17,8 @@ func (s *Server) issueAuthorization(r *http.Request, req *authRequest, c *client
 	if req.IssuesCode() {
 		code := state.NewSecret()
 		rec := state.Code{ClientID: c.ID, RedirectURI: req.RedirectURI, RedirectGiven: req.RedirectGiven, Challenge: req.Challenge,
-			Nonce: req.Nonce, Scopes: req.Scopes, Resources: req.Resources, User: sess.User, AuthTime: sess.AuthTime}
+			Nonce: req.Nonce, Scopes: req.Scopes, Resources: req.Resources, User: sess.User, AuthTime: sess.AuthTime,
+			DPoPJKT: req.DPoPJKT}
 		if err := s.state.PutCode(ctx, code, rec, time.Duration(s.cfg.CodeTTL)); err != nil {
 			return nil, errServer(err)
 		}

@@ -35,17 +35,25 @@ type authorizeError struct {
 	redirect bool
 }
 
-// parseAuthRequest reads and checks an authorization request. Until the client and the
-// redirect URI are verified, errors are never redirected (RFC 6749 §4.1.2.1); after that,
-// every error goes to the redirect URI with state and iss.
+// parseAuthRequest reads and checks an authorization request sent to the authorization
+// endpoint itself (not pushed).
 func (s *Server) parseAuthRequest(r *http.Request, q url.Values) (*authRequest, *client, *authorizeError) {
+	return s.checkAuthRequest(r, q, false)
+}
+
+// checkAuthRequest reads and checks an authorization request; pushed says it came through the
+// PAR endpoint (RFC 9126), which checks it with these same rules when it is pushed and again
+// when its request_uri is used. Until the client and the redirect URI are verified, errors are
+// never redirected (RFC 6749 §4.1.2.1); after that, every error goes to the redirect URI with
+// state and iss.
+func (s *Server) checkAuthRequest(r *http.Request, q url.Values, pushed bool) (*authRequest, *client, *authorizeError) {
 	for k, v := range q {
 		if len(v) > 1 && k != paramResource { // RFC 8707 §2: resource may be repeated
 			return nil, nil, &authorizeError{Error: errInvalidRequest("parameter " + quoteParam(k) + " is repeated")}
 		}
 	}
 	page := func(e *Error) *authorizeError { return &authorizeError{Error: e} }
-	c, err := s.lookupClient(r.Context(), q.Get("client_id"))
+	c, err := s.lookupClientFor(r, q.Get("client_id"))
 	if err != nil {
 		return nil, nil, page(errServer(err))
 	}
@@ -73,6 +81,10 @@ func (s *Server) parseAuthRequest(r *http.Request, q url.Values) (*authRequest, 
 	// From here on the redirect URI is trusted; errors go back to it.
 	back := func(e *Error) *authorizeError { return &authorizeError{Error: e, redirect: true} }
 	switch {
+	case !pushed && s.needsPAR(c):
+		return req, c, back(errInvalidRequest("this client must push its authorization requests (RFC 9126): use the pushed_authorization_request_endpoint and send request_uri"))
+	case c.Profile == ProfileFAPI2 && !req.RedirectGiven:
+		return req, c, back(errInvalidRequest("redirect_uri is required (FAPI 2.0)"))
 	case tooLong:
 		return req, c, back(errInvalidRequest("state is longer than " + strconv.Itoa(maxStateLen) + " bytes"))
 	case len(req.Nonce) > maxNonceLen:
@@ -134,14 +146,17 @@ func (s *Server) parseAuthRequest(r *http.Request, q url.Values) (*authRequest, 
 	if e := parsePKCE(req, c, q); e != nil {
 		return req, c, back(e)
 	}
+	if e := parseDPoPJKT(req, q); e != nil {
+		return req, c, back(e)
+	}
 	if e := parsePrompt(req, q); e != nil {
 		return req, c, back(e)
 	}
 	return req, c, nil
 }
 
-// parsePKCE applies RFC 7636 and RFC 9700 §2.1.1: S256 only; required for public clients;
-// accepted (then enforced) for confidential ones.
+// parsePKCE applies RFC 7636 and RFC 9700 §2.1.1: S256 only; required for public clients (and
+// fapi2 ones, client.needsPKCE); accepted (then enforced) for other confidential ones.
 func parsePKCE(a *authRequest, c *client, q url.Values) *Error {
 	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
 	if a.ResponseType != "code" {
@@ -153,6 +168,9 @@ func parsePKCE(a *authRequest, c *client, q url.Values) *Error {
 	if challenge == "" {
 		if c.public() {
 			return errInvalidRequest("code_challenge (PKCE, S256) is required for public clients")
+		}
+		if c.needsPKCE() {
+			return errInvalidRequest("code_challenge (PKCE, S256) is required for this client")
 		}
 		if method != "" {
 			return errInvalidRequest("code_challenge_method without code_challenge")

@@ -27,9 +27,14 @@ type client struct {
 	// assertionKeys are the public keys the client signs its RFC 7523 client assertions with
 	// (private_key_jwt); a client with keys is confidential. Any kind of client may have them.
 	assertionKeys []jose.JSONWebKey
+	// remoteKeys is the key set at a configured client's jwks_uri, fetched and refreshed
+	// (client_keys.go); nil otherwise. A client with it is confidential even while no key
+	// has arrived yet.
+	remoteKeys *remoteKeySet
 }
 
 func newClient(c Client) *client {
+	c = applyProfile(c)
 	cl := &client{Client: c, grants: map[string]bool{}, scopes: map[string]bool{}}
 	if c.Secret != "" {
 		cl.secretDigest = sha256.Sum256([]byte(c.Secret))
@@ -50,8 +55,12 @@ func newClient(c Client) *client {
 // public reports whether the client has no credentials: no secret and no keys for
 // private_key_jwt.
 func (c *client) public() bool {
-	return c.secretDigest == [sha256.Size]byte{} && len(c.assertionKeys) == 0
+	return c.secretDigest == [sha256.Size]byte{} && !c.hasKeys()
 }
+
+// hasKeys reports whether the client authenticates with private_key_jwt: it has keys, or a
+// jwks_uri they come from.
+func (c *client) hasKeys() bool { return len(c.assertionKeys) > 0 || c.remoteKeys != nil }
 
 // checkSecret compares a presented secret with the configured one in constant time. Comparing
 // SHA-256 digests keeps the time independent of both lengths and costs well under a

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -56,7 +57,7 @@ func (s *Server) authenticateClient(r *http.Request, f form, ip string) (*client
 			return nil, errInvalidClient(false)
 		}
 	}
-	c, err := s.lookupClient(r.Context(), id)
+	c, err := s.lookupClientFor(r, id)
 	if err != nil {
 		return nil, errServer(err)
 	}
@@ -139,7 +140,7 @@ func (s *Server) authenticateAssertion(r *http.Request, f form, ip string) (*cli
 		return nil, errInvalidClient(false)
 	}
 	ctx := r.Context()
-	c, err := s.lookupClient(ctx, id)
+	c, err := s.lookupClientFor(r, id)
 	if err != nil {
 		return nil, errServer(err)
 	}
@@ -155,10 +156,10 @@ func (s *Server) authenticateAssertion(r *http.Request, f form, ip string) (*cli
 		s.clientAuthFailed(ctx, c, ip)
 		return nil, errInvalidClient(false)
 	}
-	if c == nil || len(c.assertionKeys) == 0 || len(raw) > maxAssertionLen {
+	if c == nil || !c.hasKeys() || len(raw) > maxAssertionLen {
 		return fail() // unknown, public, or authenticating with a secret
 	}
-	claims, ok := s.verifyAssertion(c, raw)
+	claims, ok := s.verifyAssertion(ctx, c, raw)
 	if !ok {
 		return fail()
 	}
@@ -171,23 +172,15 @@ func (s *Server) authenticateAssertion(r *http.Request, f form, ip string) (*cli
 	return c, nil
 }
 
-// verifyAssertion checks a client assertion's signature and claims for client c.
-func (s *Server) verifyAssertion(c *client, raw string) (*jwt.RegisteredClaims, bool) {
+// verifyAssertion checks a client assertion's signature and claims for client c, with the
+// keys it has (client.keysFor: a jwks_uri is fetched again for a kid it lacks).
+func (s *Server) verifyAssertion(ctx context.Context, c *client, raw string) (*jwt.RegisteredClaims, bool) {
 	var claims jwt.RegisteredClaims
 	_, err := jwt.NewParser(jwt.WithValidMethods(assertionAlgs), jwt.WithLeeway(assertionLeeway),
 		jwt.WithExpirationRequired(), jwt.WithIssuedAt(), jwt.WithIssuer(c.ID), jwt.WithSubject(c.ID),
 	).ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
-		var set jwt.VerificationKeySet
-		for _, k := range c.assertionKeys {
-			if (kid == "" || k.KeyID == kid) && (k.Algorithm == "" || k.Algorithm == t.Method.Alg()) {
-				set.Keys = append(set.Keys, k.Key)
-			}
-		}
-		if len(set.Keys) == 0 {
-			return nil, errors.New("no key of the client matches the assertion")
-		}
-		return set, nil
+		return verificationKeys(c.keysFor(ctx, kid), kid, t.Method.Alg())
 	})
 	if err != nil || claims.ID == "" || claims.ExpiresAt == nil ||
 		claims.ExpiresAt.After(time.Now().Add(maxAssertionLifetime+assertionLeeway)) {

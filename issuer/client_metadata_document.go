@@ -58,6 +58,14 @@ const (
 	// maxDocumentRedirectURIs and maxDocumentKeys bound the lists of a document.
 	maxDocumentRedirectURIs = 20
 	maxDocumentKeys         = 10
+	// maxFetchesPerHost bounds the fetches in flight to one host, so one slow host cannot
+	// hold every slot.
+	maxFetchesPerHost = 2
+	// DocumentFetchesPerAddress is how many documents one address may make the issuer fetch
+	// (cache misses) in a minute; past it its lookups of new documents fail (503).
+	DocumentFetchesPerAddress = 30
+	// maxFailedHosts bounds the hosts remembered as failing.
+	maxFailedHosts = 10000
 )
 
 // errDocumentsBusy is the lookup error when too many documents are being fetched: a store
@@ -81,11 +89,21 @@ type documentClients struct {
 	log   *zap.Logger
 	group singleflight.Group
 	slots chan struct{} // one per fetch in flight
-	now   func() time.Time
+	// perHost is maxFetchesPerHost.
+	perHost int
+	now     func() time.Time
+	// budget counts one fetch for an address and reports whether it is within
+	// DocumentFetchesPerAddress; nil: no per-address bound.
+	budget func(ctx context.Context, addr string) (bool, error)
 
 	mu    sync.Mutex
 	cache map[string]*list.Element // URL → element of order, holding a *cachedDocument
 	order *list.List               // oldest first
+	// inFlight counts the fetches in flight per host; failed remembers, for CacheMin, hosts
+	// whose fetch failed to connect or timed out, so new paths on a dead or slow host are not
+	// fetched one after another.
+	inFlight map[string]int
+	failed   map[string]time.Time
 }
 
 // cachedDocument is one cache entry: the client, or nil when the document was refused.
@@ -135,18 +153,23 @@ func newDocumentClients(cfg MetadataDocuments, log *zap.Logger) (*documentClient
 		cfg: cfg,
 		http: &http.Client{Transport: transport, Timeout: timeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		log:   log,
-		slots: make(chan struct{}, maxDocumentFetches),
-		now:   time.Now,
-		cache: map[string]*list.Element{},
-		order: list.New(),
+		log:      log,
+		slots:    make(chan struct{}, maxDocumentFetches),
+		now:      time.Now,
+		cache:    map[string]*list.Element{},
+		order:    list.New(),
+		perHost:  maxFetchesPerHost,
+		inFlight: map[string]int{},
+		failed:   map[string]time.Time{},
 	}, nil
 }
 
 // client returns the client whose metadata document is at id, or nil, nil when id is not a
-// valid client ID URL, is outside AllowDomains, or its document cannot be fetched or is not
-// valid. It fails only when too many documents are being fetched (errDocumentsBusy).
-func (d *documentClients) client(ctx context.Context, id string) (*client, error) {
+// valid client ID URL, is outside AllowDomains, its host failed lately, or its document cannot
+// be fetched or is not valid. It fails only when too many documents are being fetched: in all,
+// from the document's host, or for addr (the requester's throttle address; "" for none), with
+// errDocumentsBusy.
+func (d *documentClients) client(ctx context.Context, id, addr string) (*client, error) {
 	u, err := d.checkURL(id, true)
 	if err != nil {
 		d.log.Debug("client_id is not a usable metadata document URL", zap.String("client_id", id), zap.Error(err))
@@ -154,6 +177,19 @@ func (d *documentClients) client(ctx context.Context, id string) (*client, error
 	}
 	if e, ok := d.cached(id); ok {
 		return e.c, nil
+	}
+	host := strings.ToLower(u.Host)
+	if d.hostFailed(host) {
+		return nil, nil
+	}
+	if addr != "" && d.budget != nil {
+		ok, err := d.budget(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			return nil, errDocumentsBusy
+		}
 	}
 	v, err, _ := d.group.Do(id, func() (any, error) {
 		if e, ok := d.cached(id); ok { // fetched while this call waited for the group
@@ -165,6 +201,10 @@ func (d *documentClients) client(ctx context.Context, id string) (*client, error
 		default:
 			return nil, errDocumentsBusy
 		}
+		if !d.startFetch(host) {
+			return nil, errDocumentsBusy
+		}
+		defer d.endFetch(host)
 		// The fetch is shared by every caller waiting for id: no one caller's cancellation
 		// ends it.
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Duration(d.cfg.Timeout))
@@ -173,6 +213,12 @@ func (d *documentClients) client(ctx context.Context, id string) (*client, error
 		if err != nil {
 			d.log.Info("client metadata document refused", zap.String("client_id", id), zap.Error(err))
 			c, ttl = nil, time.Duration(d.cfg.CacheMin)
+			var netErr net.Error
+			var opErr *net.OpError
+			if errors.As(err, &netErr) && netErr.Timeout() || errors.Is(err, context.DeadlineExceeded) ||
+				errors.As(err, &opErr) && opErr.Op == "dial" {
+				d.markFailed(host) // slow or down: not a document's fault, the host's
+			}
 		}
 		d.store(id, c, ttl)
 		return c, nil
@@ -241,6 +287,11 @@ func (d *documentClients) checkURL(raw string, document bool) (*url.URL, error) 
 	case u.String() != raw:
 		// The client_id is compared as a string: it must be the URL as it is fetched.
 		return nil, errors.New("URL not in its canonical form")
+	case strings.Contains(u.Host, "%") || !isASCII(u.Host):
+		// An encoded or non-ASCII host is fetched as its punycode, but would be shown on the
+		// consent page as look-alike letters (g%D0%BE%D0%BEgle.com): only ASCII hosts, so
+		// the host people read is the host that served the document.
+		return nil, errors.New("the host is not plain ASCII (use its punycode form)")
 	}
 	if document {
 		p := u.EscapedPath()
@@ -327,7 +378,7 @@ func (d *documentClients) describe(ctx context.Context, u *url.URL, m *documentM
 	}
 	loopback := true
 	for _, r := range m.RedirectURIs {
-		if err := CheckRedirectURI(r); err != nil {
+		if err := checkRegisteredRedirectURI(r); err != nil { // one rule for every dynamic client
 			return nil, err
 		}
 		p, _ := url.Parse(r)
@@ -389,11 +440,14 @@ func (d *documentClients) describe(ctx context.Context, u *url.URL, m *documentM
 // checkClientName checks a client_name, which the consent page shows: bounded, valid UTF-8,
 // no control or bidirectional-override characters that could disguise it.
 func checkClientName(name string) error {
-	if !utf8.ValidString(name) || utf8.RuneCountInString(name) > maxClientNameLen {
-		return errors.New("client_name is too long or not UTF-8")
+	if !utf8.ValidString(name) {
+		return errors.New("client_name is not UTF-8")
+	}
+	if err := checkText("client_name", name, maxClientNameLen); err != nil { // as for registrations
+		return err
 	}
 	for _, r := range name {
-		if unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029' {
+		if unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029' {
 			return errors.New("client_name has control characters")
 		}
 	}
@@ -418,11 +472,7 @@ func (d *documentClients) keys(ctx context.Context, m *documentMetadata) ([]jose
 	case len(m.JWKS) == 0:
 		return nil, errors.New("private_key_jwt without jwks or jwks_uri")
 	}
-	var set jose.JSONWebKeySet
-	if err := json.Unmarshal(raw, &set); err != nil {
-		return nil, errors.New("the key set is not a JWK Set")
-	}
-	return checkAssertionKeys(set.Keys)
+	return parseKeySet(raw)
 }
 
 // checkAssertionKeys keeps the keys of a set that can verify client assertions: public,
@@ -589,3 +639,63 @@ const authPrivateKeyJWT = "private_key_jwt"
 
 // assertionAlgs are the algorithms a client assertion may be signed with: asymmetric only.
 var assertionAlgs = []string{"ES256", "ES384", "EdDSA", "PS256", "RS256"}
+
+// isASCII reports whether s is all ASCII.
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// startFetch takes one of host's fetch slots, or reports false when it has none left.
+func (d *documentClients) startFetch(host string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.inFlight[host] >= d.perHost {
+		return false
+	}
+	d.inFlight[host]++
+	return true
+}
+
+// endFetch gives back host's fetch slot.
+func (d *documentClients) endFetch(host string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.inFlight[host]--; d.inFlight[host] <= 0 {
+		delete(d.inFlight, host)
+	}
+}
+
+// markFailed remembers, for CacheMin, that a fetch from host could not connect or timed out.
+func (d *documentClients) markFailed(host string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.failed) >= maxFailedHosts {
+		now := d.now()
+		for h, until := range d.failed {
+			if !now.Before(until) {
+				delete(d.failed, h)
+			}
+		}
+		if len(d.failed) >= maxFailedHosts {
+			clear(d.failed)
+		}
+	}
+	d.failed[host] = d.now().Add(time.Duration(d.cfg.CacheMin))
+}
+
+// hostFailed reports whether a fetch from host failed to connect or timed out lately.
+func (d *documentClients) hostFailed(host string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	until, ok := d.failed[host]
+	if ok && !d.now().Before(until) {
+		delete(d.failed, host)
+		return false
+	}
+	return ok
+}

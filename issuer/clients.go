@@ -2,6 +2,7 @@ package issuer
 
 import (
 	"context"
+	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -27,6 +28,20 @@ const RegisteredClientPrefix = "tgc_"
 // a refused document or one whose host is down; an error only when the store failed or too
 // many documents are being fetched, and the caller answers 503.
 func (s *Server) lookupClient(ctx context.Context, id string) (*client, error) {
+	return s.findClient(ctx, id, "")
+}
+
+// lookupClientFor is lookupClient for a request that names a client it may never have named
+// before (an authorization request, a token request): a document it makes the issuer fetch
+// counts against its address (DocumentFetchesPerAddress).
+func (s *Server) lookupClientFor(r *http.Request, id string) (*client, error) {
+	if s.documents == nil || s.clients[id] != nil || !strings.HasPrefix(id, "https://") {
+		return s.findClient(r.Context(), id, "")
+	}
+	return s.findClient(r.Context(), id, s.clientIP(r))
+}
+
+func (s *Server) findClient(ctx context.Context, id, addr string) (*client, error) {
 	if c := s.clients[id]; c != nil {
 		return c, nil
 	}
@@ -36,18 +51,33 @@ func (s *Server) lookupClient(ctx context.Context, id string) (*client, error) {
 		if rec == nil || err != nil {
 			return nil, err
 		}
-		return registeredClient(rec), nil
+		return s.registeredClient(rec), nil
 	case s.documents != nil && strings.HasPrefix(id, "https://"):
-		return s.documents.client(ctx, id)
+		return s.documents.client(ctx, id, addr)
 	}
 	return nil, nil
 }
 
-// registeredClient is the client a registration record describes. Its consent is always asked
-// for (dynamic), and its secret is kept only as the digest the record holds.
-func registeredClient(rec *state.Client) *client {
+// registeredClient is the client a registration record describes, or nil when it came by a
+// registration that is now off. Its consent is always asked for (dynamic), and its secret is
+// kept only as the digest the record holds. A client that registered itself gets what the
+// registration settings give today, not what they gave when it registered: its scopes are
+// narrowed to them and its audience is theirs, so an operator who takes a scope or an API
+// away takes it from every registered client at once. An operator's (admin) client keeps what
+// the operator gave it.
+func (s *Server) registeredClient(rec *state.Client) *client {
+	scopes, audience := rec.Scopes, rec.Audience
+	if rec.Via != viaAdmin {
+		reg := s.cfg.Registration
+		if reg == nil {
+			return nil
+		}
+		allowed := dynamicScopes(reg.Scopes, rec.Grants)
+		scopes = slices.DeleteFunc(slices.Clone(rec.Scopes), func(sc string) bool { return !slices.Contains(allowed, sc) })
+		audience = reg.Audience
+	}
 	c := newClient(Client{ID: rec.ID, Name: rec.Name, RedirectURIs: rec.RedirectURIs,
-		Grants: rec.Grants, Scopes: rec.Scopes, Audience: rec.Audience})
+		Grants: rec.Grants, Scopes: scopes, Audience: audience})
 	c.kind = kindRegistered
 	copy(c.secretDigest[:], rec.SecretDigest)
 	if rec.AuthMethod == authMethodBasic || rec.AuthMethod == authMethodPost {

@@ -20,6 +20,8 @@ const (
 	GrantPassword          = "password"
 	GrantRefreshToken      = "refresh_token"
 	GrantDeviceCode        = "urn:ietf:params:oauth:grant-type:device_code"
+	// GrantTokenExchange is RFC 8693 token exchange; "token_exchange" in a configuration.
+	GrantTokenExchange = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
 // Config is the issuer's configuration: plain data, the one place where each setting, its
@@ -47,6 +49,17 @@ type Config struct {
 	IDTokenSigningAlg string `json:"id_token_signing_alg,omitempty"`
 	// CodeTTL is the lifetime of authorization codes. Default 60s.
 	CodeTTL Duration `json:"code_ttl,omitempty"`
+	// PARTTL is how long a pushed authorization request's request_uri may be used (RFC 9126
+	// expires_in), in whole seconds. Default 60s.
+	PARTTL Duration `json:"par_ttl,omitempty"`
+	// RequirePAR makes every client push its authorization requests (RFC 9126 §5,
+	// require_pushed_authorization_requests); per client, Client.RequirePAR.
+	RequirePAR bool `json:"require_pushed_authorization_requests,omitempty"`
+	// DPoPNonce makes the token endpoint require a server nonce in every DPoP proof (RFC 9449
+	// §8): a proof without the current one is answered 400 use_dpop_nonce with a fresh nonce in
+	// DPoP-Nonce. Nonces are stateless (an HMAC of the time under a secret kept in the store),
+	// so every node sharing the store accepts them. Default: off (proofs are still single use).
+	DPoPNonce bool `json:"dpop_nonce,omitempty"`
 	// SessionTTL is the lifetime of a browser sign-in (SSO) session. Default 24h.
 	SessionTTL Duration `json:"session_ttl,omitempty"`
 	// DeviceCodeTTL is the lifetime of a device code and its user code (RFC 8628 §3.2
@@ -73,6 +86,69 @@ type Config struct {
 	// document at that URL (draft-ietf-oauth-client-id-metadata-document, which the MCP
 	// authorization specification prefers). Default: off.
 	MetadataDocuments *MetadataDocuments `json:"client_id_metadata_documents,omitempty"`
+	// TokenExchange configures what token exchange (RFC 8693) accepts besides this issuer's
+	// own access tokens. Default: only those.
+	TokenExchange *TokenExchange `json:"token_exchange,omitempty"`
+}
+
+// TokenExchange configures token exchange (RFC 8693) beyond this issuer's own tokens.
+type TokenExchange struct {
+	// Trust are the other issuers whose JWTs may be subject and actor tokens.
+	Trust []TrustedIssuer `json:"trust,omitempty"`
+}
+
+// TrustedIssuer is another issuer whose signed JWTs token exchange accepts as subject and
+// actor tokens: its subjects keep their "sub" in the exchanged token, so trust only an issuer
+// whose subjects name the same parties as this issuer's.
+type TrustedIssuer struct {
+	// Issuer is its identifier, the exact "iss" of its tokens: https, or http on loopback.
+	Issuer string `json:"issuer"`
+	// JWKSURI is its key set; default: the jwks_uri of its discovery document
+	// (<issuer>/.well-known/openid-configuration, else oauth-authorization-server).
+	JWKSURI string `json:"jwks_uri,omitempty"`
+	// Audience: a token of the issuer must name one of them in "aud". Default: this issuer's
+	// identifier, so only tokens made for this authorization server are exchanged.
+	Audience []string `json:"audience,omitempty"`
+}
+
+// Check checks the trusted issuers of token exchange; nil means none.
+func (te *TokenExchange) Check(self string) error {
+	if te == nil {
+		return nil
+	}
+	seen := map[string]bool{}
+	for _, ti := range te.Trust {
+		if err := CheckTrustedIssuer(ti.Issuer, self); err != nil {
+			return err
+		}
+		if seen[ti.Issuer] {
+			return fmt.Errorf("token_exchange: trust %s: given twice", ti.Issuer)
+		}
+		seen[ti.Issuer] = true
+		if ti.JWKSURI != "" {
+			if err := CheckJWKSURI(ti.JWKSURI); err != nil {
+				return fmt.Errorf("token_exchange: trust %s: %w", ti.Issuer, err)
+			}
+		}
+		for _, a := range ti.Audience {
+			if a == "" {
+				return fmt.Errorf("token_exchange: trust %s: empty audience", ti.Issuer)
+			}
+		}
+	}
+	return nil
+}
+
+// CheckTrustedIssuer checks the identifier of an issuer token exchange trusts (ParseIssuerURL):
+// not this issuer self, whose tokens are always accepted.
+func CheckTrustedIssuer(iss, self string) error {
+	if _, err := ParseIssuerURL(iss); err != nil {
+		return fmt.Errorf("token_exchange: trust: %w", err)
+	}
+	if strings.TrimSuffix(iss, "/") == strings.TrimSuffix(self, "/") {
+		return fmt.Errorf("token_exchange: trust %s: this issuer's own tokens are always accepted", iss)
+	}
+	return nil
 }
 
 // Registration modes.
@@ -106,6 +182,9 @@ type Registration struct {
 	// Total bounds how many registrations all addresses together may make in an hour, so a
 	// flood from many addresses is bounded too. Default 2000.
 	Total int `json:"total,omitempty"`
+	// MaxClients bounds the registrations in one Lifetime, so that no more than twice as many
+	// registered clients are ever kept. Default 10000.
+	MaxClients int `json:"max_clients,omitempty"`
 }
 
 // MetadataDocuments configures client ID metadata documents (docs/design.md, "Dynamic clients").
@@ -209,10 +288,29 @@ type Client struct {
 	// ResourceServer lets the client (an API) introspect tokens issued to any client
 	// (RFC 7662 §4); other clients see only their own tokens.
 	ResourceServer bool `json:"resource_server,omitempty"`
+	// JWKSFile is a JSON Web Key Set file of the client's public keys, for private_key_jwt
+	// client authentication (RFC 7523); such a client has no secret.
+	JWKSFile string `json:"jwks_file,omitempty"`
+	// JWKSURI is where the client publishes its key set, instead of JWKSFile.
+	JWKSURI string `json:"jwks_uri,omitempty"`
+	// RequireDPoP makes every token of the client sender-constrained (RFC 9449): a token
+	// request without a DPoP proof is refused.
+	RequireDPoP bool `json:"require_dpop,omitempty"`
+	// RequirePAR makes the client push its authorization requests (RFC 9126): an
+	// authorization request without a request_uri is refused.
+	RequirePAR bool `json:"require_par,omitempty"`
+	// Profile is a security profile preset: "fapi2" (FAPI 2.0 Security Profile) turns on
+	// what the profile requires and refuses settings that contradict it.
+	Profile string `json:"profile,omitempty"`
 }
 
-// IsPublic reports whether the client has no secret (RFC 6749 §2.1).
-func (c *Client) IsPublic() bool { return c.Secret == "" }
+// IsPublic reports whether the client has no credentials (RFC 6749 §2.1): no secret and no
+// keys for private_key_jwt (JWKSFile, JWKSURI).
+func (c *Client) IsPublic() bool { return c.Secret == "" && !c.HasKeys() }
+
+// HasKeys reports whether the client authenticates with private_key_jwt (RFC 7523): it has a
+// key set (JWKSFile or JWKSURI).
+func (c *Client) HasKeys() bool { return c.JWKSFile != "" || c.JWKSURI != "" }
 
 // NormalizeGrant maps a grant name as written in a configuration to its token-endpoint name
 // ("device_code" is an alias of the RFC 8628 URN). It returns "" for an unknown name.
@@ -224,6 +322,8 @@ func NormalizeGrant(name string) string {
 		return name
 	case "device_code", GrantDeviceCode:
 		return GrantDeviceCode
+	case "token_exchange", GrantTokenExchange:
+		return GrantTokenExchange
 	}
 	return ""
 }
@@ -241,6 +341,7 @@ func (c Config) withDefaults() Config {
 	c.RefreshTokenIdleTTL = min(c.RefreshTokenIdleTTL, c.RefreshTokenTTL)
 	def(&c.KeyRotation, 720*time.Hour)
 	def(&c.CodeTTL, 60*time.Second)
+	def(&c.PARTTL, 60*time.Second)
 	def(&c.SessionTTL, 24*time.Hour)
 	def(&c.DeviceCodeTTL, 10*time.Minute)
 	def(&c.DevicePollInterval, 5*time.Second)
@@ -259,6 +360,9 @@ func (c Config) withDefaults() Config {
 		}
 		if r.Total == 0 {
 			r.Total = 2000
+		}
+		if r.MaxClients == 0 {
+			r.MaxClients = 10000
 		}
 		c.Registration = &r
 	}
@@ -306,7 +410,7 @@ func (c Config) Check() error {
 	}
 	for name, d := range map[string]Duration{"access_token_ttl": c.AccessTokenTTL, "refresh_token_ttl": c.RefreshTokenTTL,
 		"refresh_token_idle_ttl": c.RefreshTokenIdleTTL, "refresh_reuse_grace": c.RefreshReuseGrace,
-		"key_rotation": c.KeyRotation, "code_ttl": c.CodeTTL, "session_ttl": c.SessionTTL,
+		"key_rotation": c.KeyRotation, "code_ttl": c.CodeTTL, "par_ttl": c.PARTTL, "session_ttl": c.SessionTTL,
 		"device_code_ttl": c.DeviceCodeTTL, "device_poll_interval": c.DevicePollInterval} {
 		if err := CheckDuration(name, d); err != nil {
 			return err
@@ -329,7 +433,13 @@ func (c Config) Check() error {
 	if err := c.MetadataDocuments.Check(); err != nil {
 		return err
 	}
-	return CheckClients(c.Clients)
+	if err := c.TokenExchange.Check(c.Issuer); err != nil {
+		return err
+	}
+	if err := CheckClients(c.Clients); err != nil {
+		return err
+	}
+	return checkProfileLifetimes(c)
 }
 
 // Check checks the registration settings; nil means registration is off.
@@ -346,8 +456,8 @@ func (r *Registration) Check() error {
 	if r.Mode == RegistrationOpen && r.InitialAccessToken != "" {
 		return fmt.Errorf("registration open takes no initial access token")
 	}
-	if r.PerAddress < 0 || r.Total < 0 {
-		return fmt.Errorf("registration: per_address and total must be positive")
+	if r.PerAddress < 0 || r.Total < 0 || r.MaxClients < 0 {
+		return fmt.Errorf("registration: per_address, total and max_clients must be positive")
 	}
 	if err := CheckDuration("lifetime", r.Lifetime); err != nil {
 		return err
@@ -414,10 +524,11 @@ func CheckResourceURI(s string) error {
 }
 
 // CheckDuration checks the duration setting name: none is negative, and those that RFC 8628
-// counts in seconds (device_code_ttl, device_poll_interval) are whole seconds.
+// counts in seconds (device_code_ttl, device_poll_interval, and par_ttl: RFC 9126 expires_in) are
+// whole seconds.
 func CheckDuration(name string, d Duration) error {
 	switch name {
-	case "device_code_ttl", "device_poll_interval":
+	case "device_code_ttl", "device_poll_interval", "par_ttl":
 		if d < 0 || time.Duration(d)%time.Second != 0 {
 			return fmt.Errorf("%s must be a positive number of whole seconds", name)
 		}
@@ -492,6 +603,7 @@ func (l Limits) validate() error {
 // Validate checks one client's settings: each value on its own (CheckGrant, CheckConsent,
 // CheckRedirectURI, CheckScope), then how they go together.
 func (cl Client) Validate() error {
+	cl = applyProfile(cl) // the checks see what the profile turns on
 	if cl.ID == "" {
 		return fmt.Errorf("empty client id")
 	}
@@ -518,6 +630,12 @@ func (cl Client) Validate() error {
 			return err
 		}
 	}
+	if err := cl.checkProfile(); err != nil {
+		return err
+	}
+	if err := cl.checkKeys(); err != nil {
+		return err
+	}
 	needsRedirect := len(cl.Grants) == 0 // the default grant is authorization_code
 	for _, g := range cl.Grants {
 		switch n := NormalizeGrant(g); {
@@ -527,6 +645,10 @@ func (cl Client) Validate() error {
 			// Anyone could use it by naming the client: a password oracle behind only the
 			// throttles (RFC 9700 §2.4 asks that the grant not be used at all).
 			return fmt.Errorf("a public client (no secret) cannot use the password grant")
+		case n == GrantTokenExchange && cl.IsPublic():
+			// Anyone holding a token could trade it, by naming the client, for one with the
+			// client's audiences: the exchanging party must prove who it is (RFC 8693 §2.1).
+			return fmt.Errorf("a public client (no secret or keys) cannot use token_exchange: anyone could exchange a token they hold by naming it")
 		case n == GrantAuthorizationCode, n == GrantImplicit:
 			needsRedirect = true
 		}
@@ -537,10 +659,44 @@ func (cl Client) Validate() error {
 	return nil
 }
 
+// checkKeys checks how a client's key set settings go together: one of jwks_file and
+// jwks_uri, and no secret beside them.
+func (cl Client) checkKeys() error {
+	if cl.JWKSFile != "" && cl.JWKSURI != "" {
+		return fmt.Errorf("jwks_file and jwks_uri: give the client one key set, not both")
+	}
+	if cl.HasKeys() && cl.Secret != "" {
+		return fmt.Errorf("a client with keys authenticates with private_key_jwt and has no secret")
+	}
+	if cl.JWKSURI != "" {
+		return CheckJWKSURI(cl.JWKSURI)
+	}
+	return nil
+}
+
+// CheckJWKSURI checks a client's jwks_uri: an absolute https URL without user info or
+// fragment; plain http only on a loopback host.
+func CheckJWKSURI(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() || u.Host == "" || u.User != nil || u.Fragment != "" {
+		return fmt.Errorf("jwks_uri %q must be an absolute https URL without user info or fragment", s)
+	}
+	switch u.Scheme {
+	case "https":
+	case "http":
+		if !IsLoopbackHost(u.Hostname()) {
+			return fmt.Errorf("jwks_uri %q: plain http is allowed only on a loopback host; use https", s)
+		}
+	default:
+		return fmt.Errorf("jwks_uri %q must be an https URL", s)
+	}
+	return nil
+}
+
 // CheckGrant checks a grant name as written in a client's grants (see NormalizeGrant).
 func CheckGrant(name string) error {
 	if NormalizeGrant(name) == "" {
-		return fmt.Errorf("unknown grant %q (known: authorization_code implicit client_credentials password refresh_token device_code)", name)
+		return fmt.Errorf("unknown grant %q (known: authorization_code implicit client_credentials password refresh_token device_code token_exchange)", name)
 	}
 	return nil
 }

@@ -7,7 +7,7 @@ import (
 
 // corsOrigins collects the origins allowed to call the issuer's API endpoints from a browser:
 // the origins of every registered redirect URI, plus the configured ones.
-func (s *Server) corsOrigins() map[string]bool {
+func (s *Server) allowedOrigins() map[string]bool {
 	out := map[string]bool{}
 	for _, o := range s.cfg.CORSOrigins {
 		out[o] = true
@@ -22,15 +22,25 @@ func (s *Server) corsOrigins() map[string]bool {
 	return out
 }
 
-// withCORS lets allowed origins call h from a browser (token, userinfo, JWKS, metadata,
-// revocation). It answers preflights itself. Never used on the authorization endpoint or
-// the pages.
-func (s *Server) withCORS(h http.HandlerFunc) http.HandlerFunc {
+// withCORS lets allowed origins call h from a browser (userinfo, device authorization, PAR).
+// It answers preflights itself. Never used on the authorization endpoint or the pages.
+func (s *Server) withCORS(h http.HandlerFunc) http.HandlerFunc { return s.cors(h, false) }
+
+// withOpenCORS is withCORS for the endpoints a dynamic client needs from a browser (metadata,
+// JWKS, token, revocation): with dynamic clients on, every origin may call them
+// (corsAnyOrigin).
+func (s *Server) withOpenCORS(h http.HandlerFunc) http.HandlerFunc {
+	return s.cors(h, s.corsAnyOrigin())
+}
+
+// cors lets the allowed origins (any, with anyOrigin) call h.
+func (s *Server) cors(h http.HandlerFunc, anyOrigin bool) http.HandlerFunc {
+
 	return func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
 		hdr := w.Header()
 		hdr.Add("Vary", "Origin")
-		if origin != "" && (s.cors[origin] || s.corsAnyOrigin()) {
+		if origin != "" && (anyOrigin || s.corsOrigins[origin]) {
 			hdr.Set("Access-Control-Allow-Origin", origin)
 			if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 				hdr.Set("Access-Control-Allow-Methods", "GET, POST")
@@ -44,11 +54,13 @@ func (s *Server) withCORS(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// corsAnyOrigin reports whether every origin may call the CORS endpoints: with dynamic clients
-// on (registration, metadata documents), a browser-based client's origin is not known in
-// advance. This is safe because those endpoints read no cookie: every call carries its own
-// credential (a code and verifier, a token, a secret), and no Access-Control-Allow-Credentials
-// is ever sent.
+// corsAnyOrigin reports whether every origin may call the open CORS endpoints: with dynamic
+// clients on (registration, metadata documents), a browser-based client's origin is not known
+// in advance. This is safe because those endpoints read no cookie and start nothing: every call
+// carries its own credential (a code and verifier, a refresh token, a secret), and no
+// Access-Control-Allow-Credentials is ever sent. Device authorization stays with the configured
+// origins: a page of any origin could otherwise start a device flow and show its user code to
+// phish a visitor.
 func (s *Server) corsAnyOrigin() bool {
 	return s.cfg.Registration != nil || s.cfg.MetadataDocuments != nil
 }

@@ -36,6 +36,11 @@ func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*toke
 	if e := checkPKCE(rec.Challenge, req.form["code_verifier"]); e != nil {
 		return nil, e
 	}
+	if rec.DPoPJKT != "" && rec.DPoPJKT != req.jkt {
+		// RFC 9449 §10: a code bound with dpop_jkt is redeemed only with a proof of that key.
+		// Like a PKCE mismatch, the grant does not match its request: invalid_grant.
+		return nil, errInvalidGrant("the code is bound to another DPoP key (dpop_jkt)")
+	}
 	// RFC 8707 §2.2: the token request may narrow the resources of the authorization request;
 	// the refresh family keeps those of the authorization request.
 	aud, e := req.client.grantAudience(req.resources, rec.Resources)

@@ -27,11 +27,11 @@ func (g clientCredentials) handle(_ context.Context, req *tokenRequest) (*tokenR
 		return nil, e
 	}
 	id := g.s.newTokenID(time.Now())
-	m, err := g.s.mint(mintInput{grantOf: grantOf{client: req.client, user: req.client.ID, scopes: scopes, audience: aud},
+	m, err := g.s.mint(mintInput{grantOf: grantOf{client: req.client, user: req.client.ID, scopes: scopes, audience: aud, jkt: req.jkt},
 		id: id, accessToken: true})
 	if err != nil {
 		return nil, errServer(err)
 	}
-	return &tokenResponse{AccessToken: m.accessToken, TokenType: "Bearer", ExpiresIn: m.expiresIn,
+	return &tokenResponse{AccessToken: m.accessToken, TokenType: tokenType(req.jkt), ExpiresIn: m.expiresIn,
 		Scope: strings.Join(scopes, " "), sub: req.client.ID, jti: id.jti}, nil
 }

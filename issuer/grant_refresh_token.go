@@ -55,7 +55,8 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 				return errUserGone
 			}
 			return nil
-		}})
+		},
+		JKT: req.jkt})
 	switch {
 	case scopeErr != nil:
 		return nil, scopeErr
@@ -63,6 +64,9 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 		return nil, targetErr
 	case errors.Is(err, errUserGone):
 		return nil, errInvalidGrant("the refresh token is invalid, expired or revoked")
+	case errors.Is(err, state.ErrDPoPKey):
+		// RFC 9449 §5: a bound refresh token is used only with a proof of its key.
+		return nil, errInvalidDPoPProof("the refresh token is bound to another DPoP key")
 	case errors.Is(err, state.ErrOtherClient):
 		return nil, errInvalidGrant("the refresh token was issued to another client")
 	case errors.Is(err, state.ErrReused):
@@ -75,11 +79,11 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 		return nil, errServer(err)
 	}
 	f := rot.Family
-	m, err := s.mint(mintInput{grantOf: grantOf{client: c, user: f.User, scopes: rot.Scopes, authTime: f.AuthTime, audience: rot.Audience},
+	m, err := s.mint(mintInput{grantOf: grantOf{client: c, user: f.User, scopes: rot.Scopes, authTime: f.AuthTime, audience: rot.Audience, jkt: req.jkt},
 		id: id, accessToken: true, idToken: slices.Contains(rot.Scopes, "openid")})
 	if err != nil {
 		return nil, errServer(err)
 	}
-	return &tokenResponse{AccessToken: m.accessToken, TokenType: "Bearer", ExpiresIn: m.expiresIn,
+	return &tokenResponse{AccessToken: m.accessToken, TokenType: tokenType(req.jkt), ExpiresIn: m.expiresIn,
 		RefreshToken: rot.Token, IDToken: m.idToken, Scope: strings.Join(rot.Scopes, " "), sub: f.User, jti: id.jti}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"strings"
+
+	"github.com/tollgate-auth/tollgate/issuer/accesstoken"
 )
 
 // PathIntrospect is the token introspection endpoint (RFC 7662).
@@ -22,6 +24,8 @@ type introspection struct {
 	Aud       []string `json:"aud,omitempty"`
 	Iss       string   `json:"iss,omitempty"`
 	JTI       string   `json:"jti,omitempty"`
+	// Cnf is the token's confirmation (RFC 7800 §3.1, RFC 9449 §6.2): cnf.jkt of a DPoP-bound token.
+	Cnf *accesstoken.Confirmation `json:"cnf,omitempty"`
 }
 
 // serveIntrospect tells an authenticated client whether a token is active (RFC 7662). A
@@ -78,7 +82,7 @@ func (s *Server) introspect(ctx context.Context, caller *client, token string) (
 		if claims.ClientID != caller.ID && !caller.ResourceServer {
 			return inactive, nil
 		}
-		out := &introspection{Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: "Bearer",
+		out := &introspection{Active: true, Scope: claims.Scope, ClientID: claims.ClientID, TokenType: tokenType(claims.BoundKey()), Cnf: claims.Cnf,
 			Sub: claims.Subject, Aud: claims.Audience, Iss: claims.Issuer, JTI: claims.ID}
 		if claims.ExpiresAt != nil {
 			out.Exp = claims.ExpiresAt.Unix()
@@ -98,7 +102,11 @@ func (s *Server) introspect(ctx context.Context, caller *client, token string) (
 	if fam.ClientID != caller.ID && !caller.ResourceServer {
 		return inactive, nil
 	}
-	return &introspection{Active: true, Scope: strings.Join(fam.Scopes, " "), ClientID: fam.ClientID,
+	out := &introspection{Active: true, Scope: strings.Join(fam.Scopes, " "), ClientID: fam.ClientID,
 		Username: fam.User, Sub: fam.User, TokenType: "refresh_token", Iss: s.issuer,
-		Exp: fam.End().Unix()}, nil
+		Exp: fam.End().Unix()}
+	if fam.JKT != "" {
+		out.Cnf = &accesstoken.Confirmation{JKT: fam.JKT}
+	}
+	return out, nil
 }

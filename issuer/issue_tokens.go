@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/tollgate-auth/tollgate/issuer/accesstoken"
 	"github.com/tollgate-auth/tollgate/issuer/state"
 )
 
@@ -24,6 +25,12 @@ type grantOf struct {
 	audience []string
 	// resources are what a refresh family started by the grant records (recordedResources).
 	resources []string
+	// act is the actor of a token exchange (RFC 8693 §4.1), the access token's "act"; nil
+	// otherwise.
+	act *accesstoken.Actor
+	// jkt binds the access token (cnf.jkt) and a refresh family the grant starts to a DPoP
+	// key (RFC 9449); "" for bearer tokens. issueTokens takes it from the request's proof.
+	jkt string
 }
 
 // wantsRefreshToken reports whether a grant issues a refresh token: the client must have the
@@ -36,14 +43,17 @@ func wantsRefreshToken(c *client, scopes []string) bool {
 // token when wantsRefreshToken (starting family familyID, chosen before by a redemption, or a
 // new one), and an ID token for openid.
 func (s *Server) issueTokens(ctx context.Context, g grantOf, id tokenID, familyID string) (*tokenResponse, *Error) {
-	resp := &tokenResponse{TokenType: "Bearer", Scope: strings.Join(g.scopes, " "), sub: g.user, jti: id.jti}
+	if g.jkt == "" {
+		g.jkt = dpopKey(ctx)
+	}
+	resp := &tokenResponse{TokenType: tokenType(g.jkt), Scope: strings.Join(g.scopes, " "), sub: g.user, jti: id.jti}
 	if wantsRefreshToken(g.client, g.scopes) {
 		if familyID == "" {
 			familyID, _ = state.NewFamilyKey()
 		}
 		f := state.Family{ClientID: g.client.ID, User: g.user, Scopes: g.scopes, Resources: g.resources, AuthTime: g.authTime,
 			Created: id.iat.UnixNano(), Expires: id.iat.Add(time.Duration(s.cfg.RefreshTokenTTL)).Unix(),
-			Tokens: []state.IssuedAT{{JTI: id.jti, Exp: id.exp.Unix()}}}
+			Tokens: []state.IssuedAT{{JTI: id.jti, Exp: id.exp.Unix()}}, JKT: g.jkt}
 		rt, err := s.state.StartFamily(ctx, familyID, f, id.iat)
 		if errors.Is(err, state.ErrInvalidToken) {
 			return nil, errInvalidGrant("the code was already used") // revoked by a racing replay

@@ -41,6 +41,13 @@ type metadata struct {
 	// (draft-ietf-oauth-client-id-metadata-document §4).
 	ClientIDMetadataDocumentSupported bool     `json:"client_id_metadata_document_supported,omitempty"`
 	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported,omitempty"`
+	IntrospectionAuthSigningAlgs      []string `json:"introspection_endpoint_auth_signing_alg_values_supported,omitempty"`
+	RevocationAuthSigningAlgs         []string `json:"revocation_endpoint_auth_signing_alg_values_supported,omitempty"`
+	// PAR (RFC 9126 §5): the endpoint, and whether every client must use it.
+	PAREndpoint string `json:"pushed_authorization_request_endpoint"`
+	RequirePAR  bool   `json:"require_pushed_authorization_requests"`
+	// DPoPSigningAlgs are the algorithms DPoP proofs may use (RFC 9449 §5.1).
+	DPoPSigningAlgs []string `json:"dpop_signing_alg_values_supported"`
 }
 
 // metadataDocument builds the metadata once, at New.
@@ -57,6 +64,7 @@ func (s *Server) metadata() metadata {
 		grants, scopes, authMethods  = set{}, set{}, set{}
 		responseTypes, responseModes = set{}, set{}
 		code, implicit, device       bool
+		keyed                        bool // some client authenticates with private_key_jwt
 	)
 	for _, c := range s.advertisedClients() {
 		for g := range c.grants {
@@ -65,9 +73,13 @@ func (s *Server) metadata() metadata {
 		for sc := range c.scopes {
 			scopes.add(sc)
 		}
-		if c.public() {
+		switch {
+		case c.hasKeys():
+			keyed = true
+			authMethods.add(authPrivateKeyJWT)
+		case c.public():
 			authMethods.add("none")
-		} else {
+		default:
 			authMethods.add("client_secret_basic", "client_secret_post")
 		}
 		if c.grants[GrantAuthorizationCode] {
@@ -89,6 +101,10 @@ func (s *Server) metadata() metadata {
 	secretMethods := []string{}
 	if authMethods["client_secret_basic"] {
 		secretMethods = []string{"client_secret_basic", "client_secret_post"}
+	}
+	if keyed {
+		secretMethods = append(secretMethods, authPrivateKeyJWT)
+		sort.Strings(secretMethods)
 	}
 	claims := set{"sub": true, "iss": true, "aud": true, "exp": true, "iat": true, "auth_time": true,
 		"nonce": true, "azp": true, "at_hash": true, "email": true, "email_verified": true, "name": true}
@@ -122,6 +138,9 @@ func (s *Server) metadata() metadata {
 		// authorization server whose metadata lacks it, whatever grant they use.
 		CodeChallengeMethodsSupported: []string{"S256"},
 		AuthorizationResponseISS:      code || implicit,
+		PAREndpoint:                   s.endpoint(PathPAR),
+		RequirePAR:                    s.cfg.RequirePAR,
+		DPoPSigningAlgs:               dpopSigningAlgs(),
 	}
 	if device {
 		md.DeviceAuthorizationEndpoint = s.endpoint(PathDeviceAuthorization)
@@ -131,9 +150,18 @@ func (s *Server) metadata() metadata {
 	}
 	if s.cfg.MetadataDocuments != nil {
 		md.ClientIDMetadataDocumentSupported = true
-		md.TokenEndpointAuthMethodsSupported = append(md.TokenEndpointAuthMethodsSupported, authPrivateKeyJWT)
-		sort.Strings(md.TokenEndpointAuthMethodsSupported)
+		if !keyed {
+			md.TokenEndpointAuthMethodsSupported = append(md.TokenEndpointAuthMethodsSupported, authPrivateKeyJWT)
+			sort.Strings(md.TokenEndpointAuthMethodsSupported)
+		}
 		md.TokenEndpointAuthSigningAlgs = assertionAlgs
+	}
+	if keyed {
+		// RFC 8414 §2: the algorithms of private_key_jwt assertions, at every endpoint that
+		// takes them.
+		md.TokenEndpointAuthSigningAlgs = assertionAlgs
+		md.IntrospectionAuthSigningAlgs = assertionAlgs
+		md.RevocationAuthSigningAlgs = assertionAlgs
 	}
 	return md
 }

@@ -138,6 +138,8 @@ func grantLabel(gt string) string {
 	switch gt {
 	case GrantDeviceCode:
 		return "device_code"
+	case GrantTokenExchange:
+		return "token_exchange"
 	case GrantAuthorizationCode, GrantClientCredentials, GrantRefreshToken, GrantPassword, GrantImplicit:
 		return gt
 	}

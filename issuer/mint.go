@@ -59,6 +59,10 @@ func (s *Server) mint(in mintInput) (minted, error) {
 			ClientID: in.client.ID,
 			Scope:    strings.Join(in.scopes, " "),
 			AuthTime: in.authTime,
+			Act:      in.act,
+		}
+		if in.jkt != "" {
+			claims.Cnf = &accesstoken.Confirmation{JKT: in.jkt} // RFC 9449 §6.1
 		}
 		raw, err := s.keys.Sign(s.cfg.SigningAlg, accesstoken.HeaderType, claims)
 		if err != nil {

@@ -103,6 +103,13 @@ func (s *Server) serveRegister(w http.ResponseWriter, r *http.Request) {
 		s.writeJSONError(w, r, e)
 		return
 	}
+	// At most MaxClients registrations per lifetime: as every one expires within a lifetime,
+	// no more than twice as many registered clients are ever live, whatever the hourly bounds.
+	life := state.Window{Length: time.Duration(reg.Lifetime), Now: now}
+	if e := s.boundRegistration(w, r, "registration:clients", reg.MaxClients, limitRegistrationClients, life); e != nil {
+		s.writeJSONError(w, r, e)
+		return
+	}
 	rec, secret, rat, err := s.storeRegistration(r.Context(), checked, reg.Mode, now)
 	if err != nil {
 		s.writeJSONError(w, r, errServer(err))

@@ -63,6 +63,10 @@ const (
 	maxContactLength   = 320 // an e-mail address at most
 	maxSoftwareText    = 200 // software_id, software_version
 	maxRegisteredScope = 100 // scopes asked for
+	// maxMetadataBytes bounds the metadata a client keeps, as stored: every field within its
+	// own bound could still add up to tens of kilobytes per client, times every client an
+	// open registration lets in over a lifetime.
+	maxMetadataBytes = 8 << 10
 )
 
 // registrationRequest is an RFC 7591 registration (or RFC 7592 update) request. Fields the
@@ -313,6 +317,9 @@ func (req *registrationRequest) check(rules registrationRules) (*registration, *
 		PolicyURI: req.PolicyURI, SoftwareID: req.SoftwareID, SoftwareVersion: req.SoftwareVersion}
 	if rules.via == viaAdmin {
 		out.metadata.Audience = out.audience
+	}
+	if raw, _ := json.Marshal(out.metadata); len(raw) > maxMetadataBytes {
+		return nil, badMetadata("the metadata take %d bytes; at most %d are kept", len(raw), maxMetadataBytes)
 	}
 	return out, nil
 }

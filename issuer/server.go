@@ -64,7 +64,7 @@ type Server struct {
 	users        *users.Directory
 	stop         context.CancelFunc // ends the background upkeep
 	done         chan struct{}      // closed when the upkeep has ended
-	cors         map[string]bool
+	corsOrigins  map[string]bool
 	ipOf         func(*http.Request) string
 	// metadataJSON is the RFC 8414 / OpenID discovery document, built once.
 	metadataJSON []byte
@@ -73,6 +73,10 @@ type Server struct {
 	metrics      *metrics // nil: no metrics
 	// documents resolves https client ids (client ID metadata documents); nil when off.
 	documents *documentClients
+	// trusted are the other issuers whose tokens token exchange accepts, by identifier.
+	trusted map[string]*trustedIssuer
+	// dpop is the DPoP nonce maker (dpop_binding.go).
+	dpop dpopState
 }
 
 // CheckConfig checks cfg as New would, without a store and without side effects: no file or key
@@ -85,6 +89,9 @@ func CheckConfig(cfg Config) error {
 	}
 	if _, err := users.New(staticUsers(cfg), cfg.UsersFile, nil); err != nil {
 		return fmt.Errorf("issuer: users: %w", err)
+	}
+	if _, err := loadClientKeyFiles(cfg.Clients); err != nil {
+		return err
 	}
 	return nil
 }
@@ -161,8 +168,16 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		if s.documents, err = newDocumentClients(*cfg.MetadataDocuments, s.log); err != nil {
 			return nil, err
 		}
+		s.documents.budget = func(ctx context.Context, addr string) (bool, error) {
+			n, err := s.state.Count(ctx, "document_fetches:"+addr, 1, state.Window{Length: time.Minute, Now: time.Now()})
+			return n <= DocumentFetchesPerAddress, err
+		}
 	}
-	s.cors = s.corsOrigins()
+	keyFiles, err := loadClientKeyFiles(cfg.Clients)
+	if err != nil {
+		return nil, err
+	}
+	s.corsOrigins = s.allowedOrigins()
 	upkeep, stop := context.WithCancel(context.Background())
 	s.stop, s.done = stop, make(chan struct{})
 	if err := s.watchDenyList(ctx, upkeep); err != nil {
@@ -170,10 +185,18 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		return nil, fmt.Errorf("issuer: loading the deny-list: %w", err)
 	}
 	go s.maintain(upkeep)
+	s.trusted = newTrustedIssuers(upkeep, cfg, s.log)
 	s.clients = make(map[string]*client, len(cfg.Clients))
 	for _, c := range cfg.Clients {
 		s.clients[c.ID] = newClient(c)
 		s.clients[c.ID].issued = m.issuedCounters(s.clients[c.ID])
+		// private_key_jwt (RFC 7523): keys from the file read above, or fetched from the
+		// jwks_uri in the background (client_keys.go).
+		s.clients[c.ID].assertionKeys = keyFiles[c.ID]
+		if c.JWKSURI != "" {
+			s.clients[c.ID].remoteKeys = newRemoteKeySet(c.ID, c.JWKSURI, s.log)
+			go s.clients[c.ID].remoteKeys.run(upkeep)
+		}
 		if c.Secret != "" && len(c.Secret) < minSecretLen {
 			// Secrets are checked without a write per request, so the client-authentication
 			// throttle bounds a guesser only by the limit plus the requests it has in flight.
@@ -187,20 +210,22 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		GrantRefreshToken:      refreshToken{s},
 		GrantPassword:          password{s},
 		GrantDeviceCode:        deviceCode{s},
+		GrantTokenExchange:     tokenExchange{s},
 	}
 	s.metadataJSON = s.metadataDocument()
 	s.routes = map[string]http.Handler{
-		s.base + PathOpenIDConfiguration: s.withCORS(s.serveMetadata),
-		s.base + PathOAuthMetadata:       s.withCORS(s.serveMetadata),
+		s.base + PathOpenIDConfiguration: s.withOpenCORS(s.serveMetadata),
+		s.base + PathOAuthMetadata:       s.withOpenCORS(s.serveMetadata),
 		// RFC 8414 §3.1: for an issuer with a path, the well-known segment comes first.
-		PathOAuthMetadata + s.base: s.withCORS(s.serveMetadata),
+		PathOAuthMetadata + s.base: s.withOpenCORS(s.serveMetadata),
 		// The MCP authorization specification also tries OpenID discovery the same way.
-		PathOpenIDConfiguration + s.base: s.withCORS(s.serveMetadata),
-		s.base + PathToken:               s.withCORS(s.serveToken),
-		s.base + PathJWKS:                s.withCORS(s.serveJWKS),
+		PathOpenIDConfiguration + s.base: s.withOpenCORS(s.serveMetadata),
+		s.base + PathToken:               s.withOpenCORS(s.serveToken),
+		s.base + PathPAR:                 s.withCORS(s.servePAR), // RFC 9126
+		s.base + PathJWKS:                s.withOpenCORS(s.serveJWKS),
 		s.base + PathUserinfo:            s.withCORS(s.serveUserinfo),
 		s.base + PathIntrospect:          http.HandlerFunc(s.serveIntrospect),
-		s.base + PathRevoke:              s.withCORS(s.serveRevoke),
+		s.base + PathRevoke:              s.withOpenCORS(s.serveRevoke),
 		s.base + PathAuthorize:           http.HandlerFunc(s.serveAuthorize),
 		s.base + PathLogin:               http.HandlerFunc(s.serveLogin),
 		s.base + PathConsent:             http.HandlerFunc(s.serveConsent),

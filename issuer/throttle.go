@@ -39,11 +39,12 @@ const (
 	// Client registrations (RFC 7591) per address and from all addresses, per hour.
 	limitRegistrationAddress = "registration_address"
 	limitRegistrationTotal   = "registration_total"
+	limitRegistrationClients = "registration_clients"
 )
 
 var throttleLimits = []string{limitSignInAddress, limitSignInUserAddress, limitSignInUser, limitClientAuth, limitUserCode,
 	limitPendingAddress, limitPendingClient, limitDeviceAddress, limitDeviceClient, limitRegistrationAddress,
-	limitRegistrationTotal}
+	limitRegistrationTotal, limitRegistrationClients}
 
 // window is the current throttle window.
 func window(now time.Time) state.Window { return state.Window{Length: throttleWindow, Now: now} }

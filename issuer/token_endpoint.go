@@ -17,6 +17,7 @@ type tokenRequest struct {
 	grantType string
 	ip        string // the client's address, for throttling
 	handled   bool   // the grant ran
+	jkt       string // the thumbprint of the DPoP proof's key (RFC 9449), "" without one
 }
 
 // tokenResponse is a successful token response (RFC 6749 §5.1).
@@ -27,6 +28,8 @@ type tokenResponse struct {
 	RefreshToken string `json:"refresh_token,omitempty"`
 	IDToken      string `json:"id_token,omitempty"`
 	Scope        string `json:"scope,omitempty"`
+	// IssuedTokenType is what a token exchange issued (RFC 8693 §2.2.1).
+	IssuedTokenType string `json:"issued_token_type,omitempty"`
 	// sub and jti are the subject and the access token's id, for the audit log.
 	sub, jti string
 }
@@ -76,8 +79,14 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, req *tokenRequest
 	if !c.grants[gt] {
 		return nil, errUnauthorizedClient("the client is not allowed to use this grant_type")
 	}
+	// RFC 9449 §5: a DPoP proof binds what the grant issues to the proof's key.
+	jkt, e := s.tokenDPoP(w, r, c)
+	if e != nil {
+		return nil, e
+	}
+	req.jkt = jkt
 	req.handled = true
-	return g.handle(r.Context(), req)
+	return g.handle(withDPoPKey(r.Context(), jkt), req)
 }
 
 // tokenFailed counts an error response of the token endpoint: by grant, code and the client,

@@ -20,17 +20,26 @@ var (
 // bearerToken extracts the access token of r (RFC 6750 §2). Only the Authorization header is
 // read, and the access_token query parameter when the Gate allows it; never the body (§2.2).
 func (g *Gate) bearerToken(r *http.Request) (string, *Denial) {
+	token, _, d := g.credentials(r)
+	return token, d
+}
+
+// credentials is bearerToken that also accepts the DPoP scheme (RFC 9449 §7.1), and reports
+// whether the token came with it.
+func (g *Gate) credentials(r *http.Request) (string, bool, *Denial) {
 	var token string
+	var dpopScheme bool
 	cause := errNoToken
 	headers := r.Header["Authorization"]
 	switch {
 	case len(headers) > 1:
-		return "", badRequest("more than one Authorization header", errManyHeaders)
+		return "", false, badRequest("more than one Authorization header", errManyHeaders)
 	case len(headers) == 1:
-		t, d := parseAuthorization(headers[0])
+		t, isDPoP, d := parseCredentials(headers[0])
 		if d != nil {
-			return "", d
+			return "", false, d
 		}
+		dpopScheme = isDPoP
 		if t == "" {
 			cause = errOtherScheme
 		}
@@ -40,22 +49,22 @@ func (g *Gate) bearerToken(r *http.Request) (string, *Denial) {
 	if g.allowQuery && MayHaveQueryToken(r.URL.RawQuery) {
 		switch vs := r.URL.Query()["access_token"]; {
 		case len(vs) > 1:
-			return "", badRequest("more than one access_token parameter", errManyQuery)
+			return "", false, badRequest("more than one access_token parameter", errManyQuery)
 		case len(vs) == 1 && token != "":
 			// §2: "Clients MUST NOT use more than one method to transmit the token in each request."
-			return "", badRequest("token sent by more than one method", errManyTransport)
+			return "", false, badRequest("token sent by more than one method", errManyTransport)
 		case len(vs) == 1:
 			if !isB64Token(vs[0]) {
-				return "", malformedRequest("malformed access_token parameter", errBadQuery)
+				return "", false, malformedRequest("malformed access_token parameter", errBadQuery)
 			}
 			token = vs[0]
 		}
 	}
 
 	if token == "" {
-		return "", noToken(cause)
+		return "", false, noToken(cause)
 	}
-	return token, nil
+	return token, dpopScheme, nil
 }
 
 // MayHaveQueryToken reports whether the raw query of a request may hold an access_token
@@ -65,23 +74,28 @@ func MayHaveQueryToken(rawQuery string) bool {
 	return strings.Contains(rawQuery, "access_token") || strings.Contains(rawQuery, "%")
 }
 
-// parseAuthorization returns the token of an Authorization header value, "" if the value uses
-// another scheme (§3.1: then the request simply lacks credentials), or a 400 denial.
+// parseCredentials returns the token of an Authorization header value and whether its scheme
+// is DPoP, "" if the value uses another scheme (§3.1: then the request simply lacks
+// credentials), or a 400 denial.
 //
-//	credentials = "Bearer" 1*SP b64token   (RFC 6750 §2.1, scheme case-insensitive)
-func parseAuthorization(v string) (string, *Denial) {
+//	credentials = ( "Bearer" / "DPoP" ) 1*SP b64token   (RFC 6750 §2.1, RFC 9449 §7.1; scheme case-insensitive)
+func parseCredentials(v string) (string, bool, *Denial) {
 	scheme, rest, _ := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, "Bearer") {
+	isDPoP := strings.EqualFold(scheme, "DPoP")
+	if !isDPoP && !strings.EqualFold(scheme, "Bearer") {
 		if scheme == "" {
-			return "", malformedRequest("malformed Authorization header", errBadHeader)
+			return "", false, malformedRequest("malformed Authorization header", errBadHeader)
 		}
-		return "", nil
+		return "", false, nil
 	}
 	rest = strings.TrimLeft(rest, " ")
 	if !isB64Token(rest) {
-		return "", malformedRequest("malformed Bearer credentials", errBadHeader)
+		if isDPoP {
+			return "", false, malformedRequest("malformed DPoP credentials", errBadHeader)
+		}
+		return "", false, malformedRequest("malformed Bearer credentials", errBadHeader)
 	}
-	return rest, nil
+	return rest, isDPoP, nil
 }
 
 // isB64Token reports whether s is 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".

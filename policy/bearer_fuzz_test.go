@@ -112,7 +112,7 @@ func FuzzBearerToken(f *testing.F) {
 var b64token = regexp.MustCompile(`^[A-Za-z0-9._~+/-]+=*$`)
 
 // bearerCredentials is `Bearer 1*SP b64token` with the scheme compared case-insensitively.
-var bearerCredentials = regexp.MustCompile(`^(?i:bearer) +([A-Za-z0-9._~+/-]+=*)$`)
+var bearerCredentials = regexp.MustCompile(`^(?i:bearer|dpop) +([A-Za-z0-9._~+/-]+=*)$`)
 
 // refBearerToken is the reference extraction: the token and 0, or no token and the status.
 func refBearerToken(headers []string, rawQuery string, allowQuery bool) (string, int) {
@@ -127,7 +127,7 @@ func refBearerToken(headers []string, rawQuery string, allowQuery bool) (string,
 		switch m := bearerCredentials.FindStringSubmatch(h); {
 		case m != nil:
 			token = m[1]
-		case strings.EqualFold(scheme, "bearer"), scheme == "":
+		case strings.EqualFold(scheme, "bearer"), strings.EqualFold(scheme, "dpop"), scheme == "":
 			return "", http.StatusBadRequest // Bearer credentials that are not a b64token
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/tollgate-auth/tollgate/issuer/dpop"
 )
 
 // DefaultLeeway is the clock skew allowed on "exp", "nbf" and "iat" when Config.Leeway is zero.
@@ -122,6 +124,9 @@ type Config struct {
 	// and the challenge must name a URL the client can fetch. Rules judge r.URL, which is what
 	// the upstream receives.
 	OriginalURL func(r *http.Request) *url.URL
+	// DPoPReplay makes each DPoP proof single use (RFC 9449 §11.1). Nil: a cache in this
+	// process's memory; Gate.SetDPoPReplay swaps in one shared by a cluster.
+	DPoPReplay dpop.ReplayCache
 }
 
 // withDefaults validates c and returns a copy with defaults filled in and lists normalised.

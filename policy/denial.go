@@ -69,8 +69,9 @@ const (
 	// ReasonInvalidRequest: the request sends its token more than once (two Authorization
 	// headers, two access_token parameters, or both). 400.
 	ReasonInvalidRequest = "invalid_request"
-	// ReasonDPoP is reserved for refusals of DPoP-bound tokens and proofs (RFC 9449), which the
-	// Gate does not check yet; no denial carries it today.
+	// ReasonDPoP: a DPoP refusal (RFC 9449): a DPoP-bound token sent as Bearer, an unbound
+	// token sent with the DPoP scheme, or a proof that is missing, malformed, for another
+	// request or key, stale or replayed. 401.
 	ReasonDPoP = "dpop"
 	// ReasonInvalidToken is what Reason reports for a Denial built outside this package with
 	// Code invalid_token and no reason; the Gate's own denials always name their cause.
@@ -96,7 +97,8 @@ type Denial struct {
 	// Err is the underlying cause, for logs only: it may name claims and keys.
 	Err error
 
-	reason string
+	reason    string
+	challenge int // challengeBearer, challengeDPoP or challengeBearerDPoP (dpop.go)
 }
 
 // Error describes the denial for logs, including the underlying cause.
@@ -169,7 +171,16 @@ func (g *Gate) SetChallenge(w http.ResponseWriter, r *http.Request, d *Denial) {
 		w.Header().Set("Retry-After", RetryAfterSeconds)
 		return
 	}
-	w.Header().Set("WWW-Authenticate", g.Challenge(r, d))
+	switch {
+	case d != nil && d.challenge == challengeDPoP:
+		// RFC 9449 §7.1: the request used the DPoP scheme; so does the challenge.
+		w.Header().Set("WWW-Authenticate", g.dpopChallenge(r, d, true))
+	case d != nil && d.challenge == challengeBearerDPoP:
+		w.Header().Set("WWW-Authenticate", g.Challenge(r, d))
+		w.Header().Add("WWW-Authenticate", g.dpopChallenge(r, d, false))
+	default:
+		w.Header().Set("WWW-Authenticate", g.Challenge(r, d))
+	}
 }
 
 // writeAttr appends `, name="value"`, dropping every byte outside RFC 6750's

@@ -25,6 +25,7 @@ type Gate struct {
 	rules       []rule
 	cache       *tokenCache // nil when turned off
 	metadata    *resourceMetadata
+	dpop        *dpopState
 }
 
 // New validates cfg, fills in its defaults and compiles its rules and claim conditions. The error
@@ -75,6 +76,7 @@ func New(cfg Config, keys KeySource) (*Gate, error) {
 		rules:       rules,
 		cache:       newTokenCache(c.CacheSize),
 		metadata:    md,
+		dpop:        newDPoPState(c.DPoPReplay),
 	}, nil
 }
 
@@ -94,12 +96,18 @@ func (g *Gate) Authorize(r *http.Request) (*Token, *Denial) {
 	if err != nil {
 		return nil, ambiguousPath(escaped, err)
 	}
-	raw, d := g.bearerToken(r)
+	raw, scheme, d := g.credentials(r)
 	if d != nil {
 		return nil, g.withScope(d, r.Method, &forms)
 	}
 	tok, d := g.token(raw)
+	if d == nil && (tok.bound || scheme) {
+		d = g.checkDPoP(r, raw, tok, scheme)
+	}
 	if d != nil {
+		if scheme && d.challenge == challengeBearer {
+			d.challenge = challengeDPoP
+		}
 		return nil, g.withScope(d, r.Method, &forms)
 	}
 	need := g.requirement(r.Method, &forms)

@@ -30,6 +30,7 @@ type Token struct {
 	celClaims  ref.Val           // all as a CEL map
 	expires    int64             // unix nanoseconds; the cache drops the token then
 	keyVersion uint64            // the issuer's KeyVersion when the token was verified
+	bound      bool              // the token has a cnf claim: it is sender-constrained (dpop.go)
 }
 
 // Issuer returns the configured identifier of the trusted issuer that vouched for the token.
@@ -234,5 +235,6 @@ func newToken(is *issuer, c *tokenClaims, expires time.Time) *Token {
 		t.keyVersion = is.versioner.KeyVersion()
 	}
 	t.celClaims = celMap(t.all)
+	_, t.bound = c.all["cnf"]
 	return t
 }

@@ -9,8 +9,9 @@ func Buckets() []store.Bucket {
 		bucketCodes, bucketRedeemedCodes, bucketDeviceRedeemed,
 		bucketDeviceCodes, bucketDeviceUserCodes, bucketDevicePolls, bucketDeviceDecisions, bucketDeviceLinks,
 		bucketFamilies, bucketRevokedBefore, bucketRevokedAccessTokens,
-		bucketSessions, bucketPending, bucketConsents,
+		bucketSessions, bucketPending, bucketPushed, bucketConsents,
 		bucketThrottle, bucketSignInAddresses, bucketClients, bucketAssertions,
+		bucketDPoPProofs, bucketDPoPSecrets,
 	}
 }
 

@@ -32,6 +32,9 @@ type Code struct {
 	// Resources are the RFC 8707 resources the authorization request asked for; none (and
 	// every record written before they were kept) means the client's audiences.
 	Resources []string `json:"resources,omitempty"`
+	// DPoPJKT binds the code to a DPoP key (RFC 9449 §10): the token request must come with
+	// a proof of it.
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 }
 
 // PutCode stores a new authorization code for ttl.

@@ -20,11 +20,14 @@
 //	revoked_access_tokens    jti                  expiry        pushed to every node (Publish)
 //	sessions                 Key(session id)      Session       —
 //	pending_authorizations   random id            Pending       answered once (Take)
+//	pushed_requests          Key(reference)       Pushed        each request_uri used once (Take)
 //	consents                 Key(user)            client→scopes no lost consent (Update)
 //	throttle                 Key(name, window)    count         count before deciding (Incr)
 //	sign_in_addresses        Key(user\0address)   "1"           —
 //	registered_clients       Key(client id)       Client        ids unique (Create), changes (Update)
 //	client_assertions        Key(client\0jti)     "1"           each used once (Create)
+//	dpop_proofs              Key(jkt\0jti)        "1"           each proof used once (Create)
+//	dpop_secrets             "nonce"              32 bytes      one secret for every node (Create)
 //
 // Key is SHA-256, so the store never holds a code, token, session id or user code that would
 // work if read out of it. The signing keys are the one other bucket; package keys owns it.

@@ -58,6 +58,9 @@ type Family struct {
 	Prev *Rotation `json:"prev,omitempty"`
 	// Tokens are the access tokens the family issued that have not expired, for revocation.
 	Tokens []IssuedAT `json:"tokens"`
+	// JKT binds the family to a DPoP key (RFC 9449 §5): its RFC 7638 thumbprint. A refresh
+	// must then come with a proof of that key. Empty: not bound.
+	JKT string `json:"jkt,omitempty"`
 }
 
 // Rotation remembers the last rotation of a family: the rotated token's key, when, and its
@@ -112,6 +115,9 @@ var (
 	ErrOtherClient = errors.New("state: refresh token of another client")
 	// ErrReused: the token was rotated already; its family is now revoked.
 	ErrReused = errors.New("state: refresh token reused; family revoked")
+	// ErrDPoPKey: the family is bound to a DPoP key and the refresh came without a proof of
+	// it. Nothing changed; the token stays usable with the right key.
+	ErrDPoPKey = errors.New("state: refresh token bound to another DPoP key")
 )
 
 // splitToken parses a refresh token into its family id and its secret.
@@ -199,6 +205,10 @@ type RotateRequest struct {
 	// User, when set, checks that the family's user may still get tokens (a user removed from
 	// the configuration may not); an error from it aborts the refresh with that error.
 	User func(user string) error
+	// JKT is the thumbprint of the DPoP proof's key the refresh came with, "" without one. A
+	// family bound to a key refreshes only with it (ErrDPoPKey), checked in the same step as
+	// the rotation; the binding is kept across rotations.
+	JKT string
 }
 
 // Rotated is the outcome of a successful refresh.
@@ -253,6 +263,10 @@ func (s *State) Rotate(ctx context.Context, req RotateRequest) (*Rotated, error)
 			return nil, 0, ErrInvalidToken
 		case f.ClientID != req.ClientID:
 			return nil, 0, ErrOtherClient
+		case f.JKT != "" && !sameKey(f.JKT, req.JKT):
+			// Before reuse detection: a thief without the key can neither refresh nor
+			// revoke the family by replaying an old token.
+			return nil, 0, ErrDPoPKey
 		}
 		switch {
 		case sameKey(presented, f.Current):

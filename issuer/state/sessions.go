@@ -71,6 +71,8 @@ type AuthRequest struct {
 	// Resources are the RFC 8707 resources asked for; none (and every request stored before
 	// they were kept) means the client's audiences.
 	Resources []string `json:"resources,omitempty"`
+	// DPoPJKT binds the code to a DPoP key (RFC 9449 §10, dpop_jkt): its thumbprint.
+	DPoPJKT string `json:"dpop_jkt,omitempty"`
 }
 
 // HasPrompt reports whether the request asked for prompt p.
