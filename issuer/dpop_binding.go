@@ -17,23 +17,6 @@ import (
 // require_dpop must send one. Each proof is used once across every node sharing the store
 // (state.UseDPoPProof), and with dpop_nonce the proof must carry a current server nonce.
 
-// dpopKeyCtx carries the jkt of the token request's proof from the endpoint to issueTokens.
-type dpopKeyCtx struct{}
-
-// withDPoPKey returns ctx carrying jkt ("" leaves ctx as it is).
-func withDPoPKey(ctx context.Context, jkt string) context.Context {
-	if jkt == "" {
-		return ctx
-	}
-	return context.WithValue(ctx, dpopKeyCtx{}, jkt)
-}
-
-// dpopKey is the jkt the token request proved, "" without a proof.
-func dpopKey(ctx context.Context) string {
-	jkt, _ := ctx.Value(dpopKeyCtx{}).(string)
-	return jkt
-}
-
 // tokenType is the token_type of an access token bound to jkt, or of a bearer token.
 func tokenType(jkt string) string {
 	if jkt != "" {

@@ -29,7 +29,7 @@ type grantOf struct {
 	// otherwise.
 	act *accesstoken.Actor
 	// jkt binds the access token (cnf.jkt) and a refresh family the grant starts to a DPoP
-	// key (RFC 9449); "" for bearer tokens. issueTokens takes it from the request's proof.
+	// key (RFC 9449); "" for bearer tokens: the token request's proof (tokenRequest.jkt).
 	jkt string
 }
 
@@ -43,9 +43,6 @@ func wantsRefreshToken(c *client, scopes []string) bool {
 // token when wantsRefreshToken (starting family familyID, chosen before by a redemption, or a
 // new one), and an ID token for openid.
 func (s *Server) issueTokens(ctx context.Context, g grantOf, id tokenID, familyID string) (*tokenResponse, *Error) {
-	if g.jkt == "" {
-		g.jkt = dpopKey(ctx)
-	}
 	resp := &tokenResponse{TokenType: tokenType(g.jkt), Scope: strings.Join(g.scopes, " "), sub: g.user, jti: id.jti}
 	if wantsRefreshToken(g.client, g.scopes) {
 		if familyID == "" {
@@ -89,6 +86,7 @@ func (s *Server) redeemOnce(ctx context.Context, req *tokenRequest, kind state.C
 	case err != nil:
 		return nil, errServer(err)
 	}
+	g.jkt = req.jkt
 	return s.issueTokens(ctx, g, id, familyID)
 }
 

@@ -86,7 +86,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request, req *tokenRequest
 	}
 	req.jkt = jkt
 	req.handled = true
-	return g.handle(withDPoPKey(r.Context(), jkt), req)
+	return g.handle(r.Context(), req)
 }
 
 // tokenFailed counts an error response of the token endpoint: by grant, code and the client,
