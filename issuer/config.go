@@ -75,6 +75,10 @@ type Config struct {
 	Limits Limits `json:"limits,omitzero"`
 	// UsersFile is a JSON file of users, reloaded when it changes.
 	UsersFile string `json:"users_file,omitempty"`
+	// Upstreams are the OpenID Connect providers people may sign in with, each a button on
+	// the sign-in page (issuer/upstream.go). Their users get subjects of their own
+	// (UpstreamSubjectPrefix), so they never collide with a local user.
+	Upstreams []Upstream `json:"upstreams,omitempty"`
 	// Users who can sign in.
 	Users []User `json:"users,omitempty"`
 	// Clients registered with the issuer.
@@ -782,4 +786,11 @@ func validScopeToken(s string) bool {
 		}
 	}
 	return true
+}
+
+// Upstream is an OpenID Connect provider people may sign in with (issuer/upstream.go).
+type Upstream struct {
+	// Name is the provider's name in the Caddyfile: its button's data-upstream, its callback
+	// path <issuer>/oauth2/upstream/<name>/callback, and part of its users' subjects.
+	Name string `json:"name"`
 }

@@ -14,7 +14,7 @@ type clientCredentials struct{ s *Server }
 
 var userOnlyScopes = []string{"openid", "offline_access", "profile", "email"}
 
-func (g clientCredentials) handle(_ context.Context, req *tokenRequest) (*tokenResponse, *Error) {
+func (g clientCredentials) handle(ctx context.Context, req *tokenRequest) (*tokenResponse, *Error) {
 	if req.client.public() {
 		return nil, errUnauthorizedClient("client_credentials needs a confidential client")
 	}
@@ -27,7 +27,7 @@ func (g clientCredentials) handle(_ context.Context, req *tokenRequest) (*tokenR
 		return nil, e
 	}
 	id := g.s.newTokenID(time.Now())
-	m, err := g.s.mint(mintInput{grantOf: grantOf{client: req.client, user: req.client.ID, scopes: scopes, audience: aud, jkt: req.jkt},
+	m, err := g.s.mint(ctx, mintInput{grantOf: grantOf{client: req.client, user: req.client.ID, scopes: scopes, audience: aud, jkt: req.jkt},
 		id: id, accessToken: true})
 	if err != nil {
 		return nil, errServer(err)

@@ -118,7 +118,7 @@ func (g tokenExchange) handle(ctx context.Context, req *tokenRequest) (*tokenRes
 		}
 		id.exp = exp // no longer than the subject token
 	}
-	m, err := s.mint(mintInput{grantOf: grantOf{client: c, user: subject.Subject, scopes: scopes, audience: aud,
+	m, err := s.mint(ctx, mintInput{grantOf: grantOf{client: c, user: subject.Subject, scopes: scopes, audience: aud,
 		authTime: subject.AuthTime, act: act, jkt: req.jkt}, id: id, accessToken: true})
 	if err != nil {
 		return nil, errServer(err)

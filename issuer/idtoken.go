@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"crypto"
 	"encoding/base64"
 	"time"
@@ -21,9 +22,13 @@ type idTokenInput struct {
 
 // mintIDToken signs an ID token with IDTokenSigningAlg: iss sub aud exp iat auth_time nonce azp,
 // at_hash where due, and the user's claims released by the granted scopes. Only mint calls it.
-func (s *Server) mintIDToken(in idTokenInput) (string, error) {
+func (s *Server) mintIDToken(ctx context.Context, in idTokenInput) (string, error) {
 	claims := jwt.MapClaims{}
-	if u, ok := s.users.Lookup(in.user); ok {
+	u, err := s.lookupUser(ctx, in.user)
+	if err != nil {
+		return "", err
+	}
+	if u != nil {
 		for k, v := range releasedClaims(u.Claims, in.scopes) {
 			claims[k] = v
 		}

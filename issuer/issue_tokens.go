@@ -59,7 +59,7 @@ func (s *Server) issueTokens(ctx context.Context, g grantOf, id tokenID, familyI
 		}
 		resp.RefreshToken = rt
 	}
-	m, err := s.mint(mintInput{grantOf: g, id: id, accessToken: true, idToken: slices.Contains(g.scopes, "openid")})
+	m, err := s.mint(ctx, mintInput{grantOf: g, id: id, accessToken: true, idToken: slices.Contains(g.scopes, "openid")})
 	if err != nil {
 		return nil, errServer(err)
 	}

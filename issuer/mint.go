@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"strings"
 	"time"
 
@@ -40,7 +41,7 @@ type minted struct {
 
 // mint signs the tokens of a grant: the one path every flow (token endpoint, implicit) takes
 // to an access token (RFC 9068) and an ID token (OpenID Connect Core §2).
-func (s *Server) mint(in mintInput) (minted, error) {
+func (s *Server) mint(ctx context.Context, in mintInput) (minted, error) {
 	var out minted
 	if in.accessToken {
 		aud := in.audience
@@ -72,7 +73,7 @@ func (s *Server) mint(in mintInput) (minted, error) {
 		out.expiresIn = int64(time.Duration(s.cfg.AccessTokenTTL) / time.Second)
 	}
 	if in.idToken {
-		raw, err := s.mintIDToken(idTokenInput{client: in.client, user: in.user, authTime: in.authTime,
+		raw, err := s.mintIDToken(ctx, idTokenInput{client: in.client, user: in.user, authTime: in.authTime,
 			nonce: in.nonce, scopes: in.scopes, accessToken: out.accessToken, iat: in.id.iat, exp: in.id.exp})
 		if err != nil {
 			return out, err

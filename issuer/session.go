@@ -72,8 +72,8 @@ func (s *Server) currentSession(ctx context.Context, r *http.Request) (*state.Se
 	if sess == nil || err != nil {
 		return nil, "", err
 	}
-	if _, ok := s.users.Lookup(sess.User); !ok {
-		return nil, "", nil // the user was removed
+	if u, err := s.lookupUser(ctx, sess.User); u == nil || err != nil {
+		return nil, "", err // nil, nil: the user was removed
 	}
 	return sess, sid, nil
 }

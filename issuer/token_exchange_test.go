@@ -45,7 +45,7 @@ func exchangeConfig() Config {
 // userToken mints an access token of client for user through the issuer's one minting path.
 func userToken(t *testing.T, s *Server, clientID, user string, scopes ...string) string {
 	t.Helper()
-	m, err := s.mint(mintInput{grantOf: grantOf{client: s.clients[clientID], user: user, scopes: scopes},
+	m, err := s.mint(t.Context(), mintInput{grantOf: grantOf{client: s.clients[clientID], user: user, scopes: scopes},
 		id: s.newTokenID(time.Now()), accessToken: true})
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func TestTokenExchange(t *testing.T) {
 	forged, _ := forgedTok.SignedString(otherKey)
 	expired := signedToken(t, s, accesstoken.HeaderType, with(baseClaims("read"), "exp", time.Now().Add(-time.Minute).Unix()))
 	otherIssuer := signedToken(t, s, accesstoken.HeaderType, with(baseClaims("read"), "iss", "https://other.test"))
-	m, err := s.mint(mintInput{grantOf: grantOf{client: s.clients["web"], user: "alice", scopes: []string{"openid"}},
+	m, err := s.mint(t.Context(), mintInput{grantOf: grantOf{client: s.clients["web"], user: "alice", scopes: []string{"openid"}},
 		id: s.newTokenID(time.Now()), idToken: true})
 	if err != nil {
 		t.Fatal(err)

@@ -37,8 +37,12 @@ func (s *Server) serveUserinfo(w http.ResponseWriter, r *http.Request) {
 		s.bearerError(w, http.StatusForbidden, "insufficient_scope", "the token lacks the openid scope")
 		return
 	}
-	u, ok := s.users.Lookup(claims.Subject)
-	if !ok {
+	u, err := s.lookupUser(r.Context(), claims.Subject)
+	if err != nil {
+		s.bearerError(w, http.StatusServiceUnavailable, "temporarily_unavailable", "the user directory cannot be read now")
+		return
+	}
+	if u == nil {
 		s.bearerError(w, http.StatusUnauthorized, "invalid_token", "the user no longer exists")
 		return
 	}

@@ -11,7 +11,7 @@ func Buckets() []store.Bucket {
 		bucketFamilies, bucketRevokedBefore, bucketRevokedAccessTokens,
 		bucketSessions, bucketPending, bucketPushed, bucketConsents,
 		bucketThrottle, bucketSignInAddresses, bucketClients, bucketAssertions,
-		bucketDPoPProofs, bucketDPoPSecrets,
+		bucketDPoPProofs, bucketDPoPSecrets, bucketAccounts,
 	}
 }
 

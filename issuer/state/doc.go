@@ -28,6 +28,7 @@
 //	client_assertions        Key(client\0jti)     "1"           each used once (Create)
 //	dpop_proofs              Key(jkt\0jti)        "1"           each proof used once (Create)
 //	dpop_secrets             "nonce"              32 bytes      one secret for every node (Create)
+//	accounts                 Key(subject)         Account       —
 //
 // Key is SHA-256, so the store never holds a code, token, session id or user code that would
 // work if read out of it. The signing keys are the one other bucket; package keys owns it.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,13 +113,21 @@ func newEntry(name, hash string, claims map[string]string) (*entry, error) {
 	return &entry{name: name, claims: maps.Clone(claims), hash: v}, nil
 }
 
-// checkName refuses names that no one could type: empty, invalid UTF-8, control characters.
+// UpstreamPrefix starts the subjects of the users upstream providers sign in
+// (issuer.UpstreamSubjectPrefix); no local user's name may start with it.
+const UpstreamPrefix = "upstream:"
+
+// checkName refuses names that no one could type (empty, invalid UTF-8, control characters)
+// and names that could pass for an upstream provider's user.
 func checkName(name string) error {
 	if name == "" {
 		return errors.New("user with an empty name")
 	}
 	if !utf8.ValidString(name) {
 		return fmt.Errorf("user %q: name is not valid UTF-8", name)
+	}
+	if strings.HasPrefix(name, UpstreamPrefix) {
+		return fmt.Errorf("user %q: names starting with %q are the subjects of upstream providers' users", name, UpstreamPrefix)
 	}
 	for _, r := range name {
 		if unicode.IsControl(r) {

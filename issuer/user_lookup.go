@@ -1,0 +1,45 @@
+package issuer
+
+import (
+	"context"
+	"strings"
+
+	"github.com/tollgate-auth/tollgate/issuer/users"
+)
+
+// UpstreamSubjectPrefix starts the subject of every user an upstream provider signs in:
+// upstream:<provider name>:<digest of the provider's issuer and subject>. No local user may
+// have a name that starts with it (CheckConfig and the users package refuse one), so an
+// upstream user never shares a subject with a local user, nor with another provider's.
+const UpstreamSubjectPrefix = users.UpstreamPrefix
+
+// lookupUser returns the user whose subject at Tollgate is sub, or nil when there is none: a
+// local user of the users file or the Caddyfile, or an account an upstream provider signed in
+// (state.Account) whose provider is still configured. It is the one place that turns a
+// subject into a user's claims: sessions, refresh, ID tokens and userinfo all ask it.
+func (s *Server) lookupUser(ctx context.Context, sub string) (*users.User, error) {
+	if !strings.HasPrefix(sub, UpstreamSubjectPrefix) {
+		if u, ok := s.users.Lookup(sub); ok {
+			return u, nil
+		}
+		return nil, nil
+	}
+	a, err := s.state.Account(ctx, sub)
+	if a == nil || err != nil {
+		return nil, err
+	}
+	if !s.hasUpstream(a.Upstream) {
+		return nil, nil // the provider was removed from the configuration: so are its users
+	}
+	return &users.User{Name: sub, Claims: a.Claims}, nil
+}
+
+// hasUpstream says whether an upstream provider of that name is configured.
+func (s *Server) hasUpstream(name string) bool {
+	for _, u := range s.cfg.Upstreams {
+		if u.Name == name {
+			return true
+		}
+	}
+	return false
+}
