@@ -13,6 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/tollgate-auth/tollgate/issuer/keys"
+	"github.com/tollgate-auth/tollgate/issuer/state"
 	"github.com/tollgate-auth/tollgate/issuer/store"
 	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
 	"github.com/tollgate-auth/tollgate/issuer/store/redisstore"
@@ -20,18 +22,32 @@ import (
 
 // StorageConfig selects the issuer's store.
 type StorageConfig struct {
-	// Backend is "bolt" (default: an embedded file, single node) or "redis" (several Caddy
-	// instances share one issuer state).
+	// Backend is "bolt" (default: an embedded file, single node), "redis" (several Caddy
+	// instances share one issuer state on one Redis server, or on a master found through
+	// Sentinel) or "redis_cluster" (the same on a Redis Cluster).
 	Backend string `json:"backend,omitempty"`
 	// Path is the bolt file. Default: tollgate/<hash of the issuer>.db in Caddy's data directory.
 	Path string `json:"path,omitempty"`
-	// URL is the Redis server of the redis backend, required for it:
-	// redis://[user:password@]host[:port][/db], or rediss:// for TLS. It may hold a password,
-	// so prefer a placeholder such as {env.REDIS_URL}, replaced at Provision (a literal URL
-	// shows in the adapted JSON and the admin API); Tollgate never logs it, and its errors
-	// show it with the password redacted. Keys start with tollgate:<hash of the issuer>, so
-	// every instance of one issuer shares them and other issuers on the same Redis do not.
+	// URL is the Redis of the redis backends, required for them. For redis: one server,
+	// redis://[user:password@]host[:port][/db] (rediss:// for TLS), or Sentinel, with a
+	// master_name parameter: redis://[user:password@]sentinel1:26379[/db]?master_name=NAME&addr=sentinel2:26379&…
+	// (the user info is the Sentinels'; the master's credentials are the username and password
+	// parameters). For redis_cluster: redis://[user:password@]node1:6379?addr=node2:6379&….
+	// It may hold a password, so prefer a placeholder such as {env.REDIS_URL}, replaced at
+	// Provision (a literal URL shows in the adapted JSON and the admin API); Tollgate never
+	// logs it, and its errors show it with the passwords redacted. Keys start with
+	// tollgate:<hash of the issuer>, so every instance of one issuer shares them and other
+	// issuers on the same Redis do not.
 	URL string `json:"url,omitempty"`
+	// MinReplicas is how many replicas must acknowledge each write of what must survive a
+	// failover (refresh families, redeemed codes, revocations, signing keys, registered
+	// clients) before the issuer answers; the write is followed by WAIT, and a shortfall
+	// within ReplicaTimeout is answered 503. Unset: 1 when the master has a connected replica
+	// when the store opens (on a cluster: every master has one), else 0. 0: never wait.
+	// Redis backends only.
+	MinReplicas *int `json:"min_replicas,omitempty"`
+	// ReplicaTimeout bounds the wait for MinReplicas. Default 1s. Redis backends only.
+	ReplicaTimeout caddy.Duration `json:"replica_timeout,omitempty"`
 }
 
 // stores holds open stores across config reloads: a bolt file can be opened only once per
@@ -52,23 +68,36 @@ func checkStorage(cfg *StorageConfig) error {
 	switch backend {
 	case "bolt":
 		if url != "" {
-			return fmt.Errorf("storage bolt: url is for the redis backend; bolt takes a path")
+			return fmt.Errorf("storage bolt: url is for the redis backends; bolt takes a path")
+		}
+		if cfg != nil && (cfg.MinReplicas != nil || cfg.ReplicaTimeout != 0) {
+			return fmt.Errorf("storage bolt: min_replicas and replica_timeout are for the redis backends")
 		}
 		return nil
-	case "redis":
+	case "redis", "redis_cluster":
 		if path != "" {
-			return fmt.Errorf("storage redis: path is for the bolt backend; redis takes a url")
+			return fmt.Errorf("storage %s: path is for the bolt backend; %s takes a url", backend, backend)
+		}
+		if cfg.MinReplicas != nil && *cfg.MinReplicas < 0 {
+			return fmt.Errorf("storage %s: min_replicas %d is negative", backend, *cfg.MinReplicas)
+		}
+		if cfg.ReplicaTimeout < 0 {
+			return fmt.Errorf("storage %s: replica_timeout %v is negative", backend, time.Duration(cfg.ReplicaTimeout))
 		}
 		resolved, err := redisURL(cfg)
 		if err != nil {
 			return err
 		}
-		if err := redisstore.CheckURL(resolved); err != nil {
-			return fmt.Errorf("storage redis: %w", err)
+		check := redisstore.CheckURL
+		if backend == "redis_cluster" {
+			check = redisstore.CheckClusterURL
+		}
+		if err := check(resolved); err != nil {
+			return fmt.Errorf("storage %s: %w", backend, err)
 		}
 		return nil
 	default:
-		return fmt.Errorf("storage backend %q is not supported (supported: bolt, redis)", backend)
+		return fmt.Errorf("storage backend %q is not supported (supported: bolt, redis, redis_cluster)", backend)
 	}
 }
 
@@ -112,7 +141,7 @@ func openStore(cfg *StorageConfig, defaultName string) (store.Store, string, err
 			return nil, "", fmt.Errorf("storage bolt %s: %w", abs, err)
 		}
 		return v.(pooledStore).Store, key, nil
-	default: // redis: checkStorage knows no other
+	default: // redis or redis_cluster: checkStorage knows no other
 		return openRedis(cfg, defaultName)
 	}
 }
@@ -120,15 +149,16 @@ func openStore(cfg *StorageConfig, defaultName string) (store.Store, string, err
 // redisURL is the Redis URL of cfg with its placeholders replaced. The URL may hold a password:
 // an empty placeholder in it must not connect without one.
 func redisURL(cfg *StorageConfig) (string, error) {
+	backend, _, _ := storageSettings(cfg)
 	var url string
 	if cfg != nil {
 		var err error
 		if url, err = resolveSecret(cfg.URL); err != nil {
-			return "", fmt.Errorf("storage redis: url: %w", err)
+			return "", fmt.Errorf("storage %s: url: %w", backend, err)
 		}
 	}
 	if url == "" {
-		return "", fmt.Errorf("storage redis: no URL")
+		return "", fmt.Errorf("storage %s: no URL", backend)
 	}
 	return url, nil
 }
@@ -136,27 +166,54 @@ func redisURL(cfg *StorageConfig) (string, error) {
 // redisOpenTimeout bounds the ping at Open; the store's own timeouts bound it too.
 const redisOpenTimeout = 10 * time.Second
 
-// openRedis opens (or reuses) the redis store of cfg for the issuer named defaultName.
+// redisOptions are the store options of cfg for the issuer named defaultName: its key
+// prefix, the durable buckets (the state layer's and the signing keys) and the replica wait.
+func redisOptions(cfg *StorageConfig, defaultName string) redisstore.Options {
+	opts := redisstore.Options{
+		KeyPrefix:      redisstore.DefaultKeyPrefix + ":" + defaultName,
+		DurableBuckets: append(state.DurableBuckets(), keys.Bucket),
+		ReplicaTimeout: time.Duration(cfg.ReplicaTimeout),
+	}
+	if cfg.MinReplicas != nil {
+		opts.MinReplicas = *cfg.MinReplicas
+		if opts.MinReplicas == 0 {
+			opts.MinReplicas = redisstore.NoReplicaWait
+		}
+	}
+	return opts
+}
+
+// openRedis opens (or reuses) the redis or redis_cluster store of cfg for the issuer named
+// defaultName.
 func openRedis(cfg *StorageConfig, defaultName string) (store.Store, string, error) {
+	backend, _, _ := storageSettings(cfg)
 	url, err := redisURL(cfg)
 	if err != nil {
 		return nil, "", err
 	}
 	redisLoggerOnce.Do(func() { redis.SetLogger(redisLogger{caddy.Log().Named("tollgate.redis")}) })
-	prefix := redisstore.DefaultKeyPrefix + ":" + defaultName
+	opts := redisOptions(cfg, defaultName)
 	digest := sha256.Sum256([]byte(url)) // keeps the password out of the pool's keys
-	key := "redis:" + prefix + ":" + hex.EncodeToString(digest[:])
+	key := fmt.Sprintf("%s:%s:%s:%d:%d", backend, opts.KeyPrefix, hex.EncodeToString(digest[:]), opts.MinReplicas, opts.ReplicaTimeout)
 	v, _, err := stores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), redisOpenTimeout)
 		defer cancel()
-		st, err := redisstore.Open(ctx, url, redisstore.Options{KeyPrefix: prefix})
+		open := redisstore.Open
+		if backend == "redis_cluster" {
+			open = redisstore.OpenCluster
+		}
+		st, err := open(ctx, url, opts)
 		if err != nil {
 			return nil, err
 		}
+		// Whether acknowledged grants survive a failover depends on this; say it once.
+		caddy.Log().Named("tollgate.redis").Info("redis store open",
+			zap.String("backend", backend), zap.String("key_prefix", opts.KeyPrefix),
+			zap.Int("min_replicas", st.MinReplicas()), zap.Duration("replica_timeout", st.ReplicaTimeout()))
 		return pooledStore{st}, nil
 	})
 	if err != nil {
-		return nil, "", fmt.Errorf("storage redis: %w", err) // the store's errors redact the URL
+		return nil, "", fmt.Errorf("storage %s: %w", backend, err) // the store's errors redact the URL
 	}
 	return v.(pooledStore).Store, key, nil
 }

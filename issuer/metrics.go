@@ -1,6 +1,8 @@
 package issuer
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tollgate-auth/tollgate/internal/promreg"
@@ -37,6 +39,15 @@ import (
 //	tollgate_issuer_store_errors_total{op,bucket}
 //	    store operations that failed: any error but not found, already exists, and the error
 //	    an Update's own function returned
+//	tollgate_issuer_denylist_stale
+//	    1 while the deny-list of an issuer of this node may be missing revocations made on
+//	    other nodes (its store subscription is down, or the reread after a reconnection
+//	    failed), else 0; the edge keeps refusing what it holds and accepting valid tokens
+//	    meanwhile, and the log names the issuer. Alert on it being 1 for longer than a
+//	    failover takes (say 30 s)
+//	tollgate_issuer_denylist_resyncs_total{result}
+//	    rereads of the stored deny-list, result ok or error: one at start and one after every
+//	    reconnection of the subscription, so a rising ok count means a flapping connection
 //
 // Every label has a bounded set of values, and none holds a token, a user or an address:
 // client is a client id the configuration knows, else "unknown" (so "unknown" also stands for
@@ -55,6 +66,8 @@ type metrics struct {
 	devicePolls    *prometheus.CounterVec
 	storeDuration  *prometheus.HistogramVec
 	storeErrors    *prometheus.CounterVec
+	denyResyncs    *prometheus.CounterVec
+	denyStale      *staleGauge
 }
 
 // Label values of the metrics (and fields of the audit log).
@@ -65,6 +78,7 @@ const (
 	reasonBadCreds      = "bad_credentials"
 	reasonThrottled     = "throttled"
 	outcomeOK           = "ok"
+	resultError         = "error"
 )
 
 // storeBuckets are the latency buckets of store operations: a bolt read takes microseconds, a
@@ -93,13 +107,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "store_operation_duration_seconds", Help: "Latency of store operations, by operation and bucket.",
 			Buckets: storeBuckets}, []string{"op", "bucket"}),
 		storeErrors: counter("store_errors_total", "Failed store operations, by operation and bucket.", "op", "bucket"),
+		denyResyncs: counter("denylist_resyncs_total", "Rereads of the stored deny-list (at start and after every reconnection), by result.",
+			"result"),
+		denyStale: newStaleGauge(),
 	}
 	var err error
 	for _, p := range []**prometheus.CounterVec{&m.issued, &m.tokenErrors, &m.signInFailures, &m.throttled,
-		&m.refreshReuse, &m.codeReuse, &m.devicePolls, &m.storeErrors} {
+		&m.refreshReuse, &m.codeReuse, &m.devicePolls, &m.storeErrors, &m.denyResyncs} {
 		if *p, err = promreg.Register(reg, *p); err != nil {
 			return nil, err
 		}
+	}
+	if m.denyStale, err = promreg.Register(reg, m.denyStale); err != nil {
+		return nil, err
 	}
 	if m.storeDuration, err = promreg.Register(reg, m.storeDuration); err != nil {
 		return nil, err
@@ -115,6 +135,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, o := range []string{outcomeOK, "authorization_pending", "slow_down", "access_denied", "expired_token"} {
 		m.devicePolls.WithLabelValues(o)
+	}
+	for _, r := range []string{outcomeOK, resultError} {
+		m.denyResyncs.WithLabelValues(r)
 	}
 	return m, nil
 }
@@ -215,5 +238,55 @@ func (s *Server) countRefreshReuse(c *client) {
 func (s *Server) countCodeReuse(kind string, c *client) {
 	if s.metrics != nil {
 		s.metrics.codeReuse.WithLabelValues(kind, s.clientLabel(c.ID)).Inc()
+	}
+}
+
+// staleGauge is tollgate_issuer_denylist_stale: 1 if the deny-list of any running Server on
+// the registry is stale, else 0 (no series while none runs). It reads the Servers' state when
+// scraped, so a Server that has closed (the old configuration after a reload) leaves nothing
+// behind.
+type staleGauge struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	live map[*denyListHealth]struct{}
+}
+
+func newStaleGauge() *staleGauge {
+	return &staleGauge{
+		desc: prometheus.NewDesc("tollgate_issuer_denylist_stale",
+			"1 while a deny-list of this node may miss revocations made on other nodes (store subscription down), else 0.",
+			nil, nil),
+		live: map[*denyListHealth]struct{}{},
+	}
+}
+
+func (g *staleGauge) add(h *denyListHealth) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.live[h] = struct{}{}
+}
+
+func (g *staleGauge) remove(h *denyListHealth) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.live, h)
+}
+
+// Describe implements prometheus.Collector.
+func (g *staleGauge) Describe(ch chan<- *prometheus.Desc) { ch <- g.desc }
+
+// Collect implements prometheus.Collector.
+func (g *staleGauge) Collect(ch chan<- prometheus.Metric) {
+	g.mu.Lock()
+	n, v := len(g.live), 0.0
+	for h := range g.live {
+		if h.isStale() {
+			v = 1
+			break
+		}
+	}
+	g.mu.Unlock()
+	if n > 0 {
+		ch <- prometheus.MustNewConstMetric(g.desc, prometheus.GaugeValue, v)
 	}
 }

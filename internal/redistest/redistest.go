@@ -34,6 +34,7 @@ type Server struct {
 	t    testing.TB
 	bin  string
 	args []string // the arguments after --port
+	conf string   // a config file read before the arguments, or ""
 	Addr string   // host:port
 
 	mu     sync.Mutex
@@ -45,7 +46,14 @@ type Server struct {
 // it, and stops it when t ends.
 func Start(t testing.TB, extra ...string) *Server {
 	t.Helper()
-	s := &Server{t: t, bin: Bin(t)}
+	return StartConfig(t, "", extra...)
+}
+
+// StartConfig is Start with the config file conf (unless "") read before the arguments, as a
+// Sentinel needs: it rewrites its config file with what it learns.
+func StartConfig(t testing.TB, conf string, extra ...string) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: Bin(t), conf: conf}
 	s.args = append([]string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", t.TempDir(), "--loglevel", "warning", "--daemonize", "no"}, extra...)
 	t.Cleanup(s.Kill)
@@ -99,7 +107,11 @@ func (s *Server) Signal(sig syscall.Signal) {
 // start runs redis-server and waits until it answers PING.
 func (s *Server) start() error {
 	_, port, _ := net.SplitHostPort(s.Addr)
-	cmd := exec.Command(s.bin, append([]string{"--port", port}, s.args...)...)
+	args := append([]string{"--port", port}, s.args...)
+	if s.conf != "" {
+		args = append([]string{s.conf}, args...)
+	}
+	cmd := exec.Command(s.bin, args...)
 	var log syncBuffer
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/tollgate-auth/tollgate/internal/redistest"
+	"github.com/tollgate-auth/tollgate/issuer/store"
 	"github.com/tollgate-auth/tollgate/issuer/store/storetest"
 )
 
@@ -81,5 +82,23 @@ func BenchmarkUpdate(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkPutTakeDurable is BenchmarkPutTake on a master with one replica, once with "codes"
+// an ordinary bucket and once a durable one (each write followed by WAIT 1 in its pipeline):
+// the difference is the price of waiting for the replica.
+func BenchmarkPutTakeDurable(b *testing.B) {
+	master, _ := redistest.StartReplicated(b, 1)
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{
+		{"NotDurable", Options{}},
+		{"Durable", Options{DurableBuckets: []store.Bucket{"codes"}, MinReplicas: 1}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			storetest.BenchmarkPutTake(b, open(b, master.URL(), c.opts))
+		})
 	}
 }

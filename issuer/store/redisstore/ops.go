@@ -34,11 +34,11 @@ func (s *Store) Put(ctx context.Context, b store.Bucket, key string, value []byt
 	if err := s.begin(ctx, "put", b, key, ttl); err != nil {
 		return err
 	}
-	err := putScript.Run(ctx, s.rdb, s.keys(b, key), key, value, millis(ttl)).Err()
-	if err != nil {
+	cmd, waitErr := s.run(ctx, b, putScript, s.keys(b, key), []any{key, value, millis(ttl)}, always)
+	if err := cmd.Err(); err != nil {
 		return fail(ctx, "put", err)
 	}
-	return nil
+	return waitErr
 }
 
 // Create stores value under key if the key is absent or expired, and returns
@@ -47,14 +47,15 @@ func (s *Store) Create(ctx context.Context, b store.Bucket, key string, value []
 	if err := s.begin(ctx, "create", b, key, ttl); err != nil {
 		return err
 	}
-	n, err := createScript.Run(ctx, s.rdb, s.keys(b, key), key, value, millis(ttl)).Int()
+	cmd, waitErr := s.run(ctx, b, createScript, s.keys(b, key), []any{key, value, millis(ttl)}, returnedOne)
+	n, err := cmd.Int()
 	switch {
 	case err != nil:
 		return fail(ctx, "create", err)
 	case n == 0:
 		return store.ErrExists
 	}
-	return nil
+	return waitErr
 }
 
 // Take returns the value of key and deletes it in one step, or returns store.ErrNotFound.
@@ -62,9 +63,13 @@ func (s *Store) Take(ctx context.Context, b store.Bucket, key string) ([]byte, e
 	if err := s.begin(ctx, "take", b, key, 0); err != nil {
 		return nil, err
 	}
-	v, err := takeScript.Run(ctx, s.rdb, s.keys(b, key), key).Text()
+	cmd, waitErr := s.run(ctx, b, takeScript, s.keys(b, key), []any{key}, always)
+	v, err := cmd.Text()
 	if err != nil {
 		return nil, fail(ctx, "take", err)
+	}
+	if waitErr != nil {
+		return nil, waitErr
 	}
 	return []byte(v), nil
 }
@@ -74,10 +79,11 @@ func (s *Store) Delete(ctx context.Context, b store.Bucket, key string) error {
 	if err := s.begin(ctx, "delete", b, key, 0); err != nil {
 		return err
 	}
-	if err := deleteScript.Run(ctx, s.rdb, s.keys(b, key), key).Err(); err != nil {
+	cmd, waitErr := s.run(ctx, b, deleteScript, s.keys(b, key), []any{key}, always)
+	if err := cmd.Err(); err != nil {
 		return fail(ctx, "delete", err)
 	}
-	return nil
+	return waitErr
 }
 
 // Incr adds by to the counter at key and returns the new value. A new counter starts at by
@@ -87,12 +93,16 @@ func (s *Store) Incr(ctx context.Context, b store.Bucket, key string, by int64, 
 	if err := s.begin(ctx, "incr", b, key, ttl); err != nil {
 		return 0, err
 	}
-	n, err := incrScript.Run(ctx, s.rdb, s.keys(b, key), key, millis(ttl), by).Int64()
+	cmd, waitErr := s.run(ctx, b, incrScript, s.keys(b, key), []any{key, millis(ttl), by}, always)
+	n, err := cmd.Int64()
 	if err != nil {
 		if strings.HasPrefix(err.Error(), "NOTCOUNTER") {
 			return 0, fmt.Errorf("%w (%v)", errNotCounter, strings.TrimPrefix(err.Error(), "NOTCOUNTER "))
 		}
 		return 0, fail(ctx, "incr", err)
+	}
+	if waitErr != nil {
+		return 0, waitErr
 	}
 	return n, nil
 }
@@ -105,9 +115,20 @@ func (s *Store) Scan(ctx context.Context, b store.Bucket, fn func(key string, va
 	if err := s.begin(ctx, "scan", b, "", 0); err != nil {
 		return err
 	}
+	for _, idx := range s.indexes(b) {
+		if err := s.scanIndex(ctx, idx, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scanIndex is Scan of one index shard: every entry key it names carries its hash tag, so
+// each MGET reads one hash slot.
+func (s *Store) scanIndex(ctx context.Context, idx string, fn func(key string, value []byte) error) error {
 	var cursor uint64
 	for {
-		page, next, err := s.rdb.ZScan(ctx, s.bucketKey(b), cursor, "", scanPage).Result()
+		page, next, err := s.rdb.ZScan(ctx, idx, cursor, "", scanPage).Result()
 		if err != nil {
 			return fail(ctx, "scan", err)
 		}
@@ -118,7 +139,7 @@ func (s *Store) Scan(ctx context.Context, b store.Bucket, fn func(key string, va
 		if len(members) > 0 {
 			keys := make([]string, len(members))
 			for i, m := range members {
-				keys[i] = s.entryKey(b, m)
+				keys[i] = idx + ":" + m
 			}
 			vals, err := s.rdb.MGet(ctx, keys...).Result()
 			if err != nil {
@@ -137,12 +158,6 @@ func (s *Store) Scan(ctx context.Context, b store.Bucket, fn func(key string, va
 		}
 		cursor = next
 	}
-}
-
-// keys returns the script keys of key in b: the entry, then the bucket's index.
-func (s *Store) keys(b store.Bucket, key string) []string {
-	idx := s.bucketKey(b)
-	return []string{idx + ":" + key, idx}
 }
 
 // Update reads the entry, runs fn on it and writes the result with casScript, which writes
@@ -183,12 +198,13 @@ func (s *Store) Update(ctx context.Context, b store.Bucket, key string, fn store
 			}
 			op = "delete"
 		}
-		n, err := casScript.Run(ctx, s.rdb, keys, key, mode, op, next, millis(ttl), cur).Int()
+		cmd, waitErr := s.run(ctx, b, casScript, keys, []any{key, mode, op, next, millis(ttl), cur}, returnedOne)
+		n, err := cmd.Int()
 		if err != nil {
 			return fail(ctx, "update", err)
 		}
 		if n == 1 {
-			return nil
+			return waitErr
 		}
 	}
 	return unavailable("update", fmt.Errorf("%d conflicting writers in a row", maxUpdateAttempts))
