@@ -35,7 +35,16 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	    issuer <url>                      # required: the "iss" of every token
 //	    storage bolt [<path>]             # default: a bolt file in Caddy's data directory
 //	    storage redis <url>               # several instances share it: redis[s]://[user:pass@]host[:port][/db];
-//	                                      # it may hold a password, so prefer {env.REDIS_URL}
+//	                                      # it may hold a password, so prefer {env.REDIS_URL}. With
+//	                                      # ?master_name=NAME&addr=<sentinel2>&… the host is a Sentinel
+//	    storage redis_cluster <url>       # a Redis Cluster: redis[s]://[user:pass@]node1[:port]?addr=node2:port&…
+//	    storage redis|redis_cluster <url> {
+//	        min_replicas <n>              # replicas that must acknowledge a durable write (refresh
+//	                                      # families, redeemed codes, revocations, keys, clients)
+//	                                      # before the answer, else 503; default 1 if the master
+//	                                      # has a replica at start, else 0; 0: never wait
+//	        replica_timeout <duration>    # how long a write waits for them, default 1s
+//	    }
 //	    access_token_ttl <duration>       # default 10m
 //	    refresh_token_ttl <duration>      # default 720h: absolute lifetime of a refresh family
 //	    refresh_token_idle_ttl <duration> # default 336h: a family unused this long ends
@@ -53,9 +62,13 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	    limits {                          # brute-force and pending-state bounds (issuer.Limits)
 //	        <limit> <n>                   # e.g. sign_in_failures_per_user_address 10
 //	    }
+//	    passkeys [off|on|required]        # WebAuthn sign-in, default off; bare: on. required: a user
+//	                                      # with a passkey can no longer use the password. The
+//	                                      # issuer's host must be a domain name (no IP address)
 //	    users_file <path>                 # JSON users, reloaded on change
 //	    user <name> <bcrypt-or-argon2id-hash> {
 //	        claim <name> <value>
+//	        passkeys required             # once this user has a passkey, the password stops working
 //	    }
 //	    client <id> {
 //	        name <display name>
@@ -78,6 +91,20 @@ func parseIssuerCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, 
 //	        per_address <n>               # registrations per address per hour, default 20
 //	        total <n>                     # registrations from all addresses per hour, default 2000
 //	    }
+//	    upstream <name> {                 # sign in with another OpenID provider; see parseUpstream
+//	        issuer <url>                  # register <issuer>/oauth2/upstream/<name>/callback there
+//	        client_id <id>
+//	        client_secret <secret>        # {env.…}; omit for a public client
+//	        scopes <scope>...             # default openid email profile
+//	        name <button text>
+//	        claim <upstream-claim> <claim>
+//	        allow_domain <domain>...      # only verified emails of these domains
+//	        root_ca_file <path>
+//	        userinfo_url <url>            # a plain OAuth provider (GitHub), with authorization_url,
+//	        authorization_url <url>       # token_url and subject_claim instead of discovery
+//	        token_url <url>
+//	        subject_claim <member>
+//	    }
 //	    client_id_metadata_documents {    # an https URL may be a client_id; see parseMetadataDocuments
 //	        scopes <scope>...
 //	        audience <resource>...
@@ -95,6 +122,7 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	var passkeysAt caddyfile.Token // the passkeys line, checked once the issuer is known
 	for d.NextBlock(0) {
 		switch d.Val() {
 		case "issuer":
@@ -163,6 +191,10 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err := parseIssuerDuration(d, &h.DevicePollInterval); err != nil {
 				return err
 			}
+		case "passkeys":
+			if err := parsePasskeys(d, &h.Config, &passkeysAt); err != nil { // caddyfile_passkey.go
+				return err
+			}
 		case "dpop_nonce":
 			// RFC 9449 §8: dpop_nonce required|off (default off).
 			var v string
@@ -215,6 +247,12 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return err
 			}
 			h.MetadataDocuments = m
+		case "upstream":
+			u, err := parseUpstream(d, h.Upstreams) // caddyfile_upstream.go
+			if err != nil {
+				return err
+			}
+			h.Upstreams = append(h.Upstreams, u)
 		case "token_exchange":
 			te, err := parseTokenExchange(d, h.Issuer)
 			if err != nil {
@@ -228,7 +266,7 @@ func (h *IssuerHandler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if h.Issuer == "" {
 		return errAt(directive, "oauth_issuer: the issuer sub-directive is required")
 	}
-	return nil
+	return checkPasskeysAt(h.Config, passkeysAt, directive)
 }
 
 func parseStorage(d *caddyfile.Dispenser) (*StorageConfig, error) {
@@ -245,14 +283,50 @@ func parseStorage(d *caddyfile.Dispenser) (*StorageConfig, error) {
 		if len(args) == 2 {
 			st.Path = args[1]
 		}
-		return st, nil
-	case "redis":
-		if len(args) != 2 {
-			return nil, d.Err("storage redis: want `storage redis <url>`, such as redis://127.0.0.1:6379/0 or {env.REDIS_URL}")
+		if d.NextBlock(d.Nesting()) {
+			return nil, d.Errf("storage bolt: takes no block (min_replicas and replica_timeout are for the redis backends)")
 		}
-		return &StorageConfig{Backend: "redis", URL: args[1]}, nil
+		return st, nil
+	case "redis", "redis_cluster":
+		if len(args) != 2 {
+			return nil, d.Errf("storage %[1]s: want `storage %[1]s <url>`, such as redis://127.0.0.1:6379/0 or {env.REDIS_URL}, optionally with a block { min_replicas <n>; replica_timeout <duration> }", args[0])
+		}
+		return parseRedisStorage(d, &StorageConfig{Backend: args[0], URL: args[1]})
 	}
-	return nil, d.Errf("storage: unknown backend %q (supported: bolt, redis)", args[0])
+	return nil, d.Errf("storage: unknown backend %q (supported: bolt, redis, redis_cluster)", args[0])
+}
+
+// parseRedisStorage reads the optional block of `storage redis <url>` or
+// `storage redis_cluster <url>`: min_replicas <n> (0: never wait for replicas) and
+// replica_timeout <duration>.
+func parseRedisStorage(d *caddyfile.Dispenser, st *StorageConfig) (*StorageConfig, error) {
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return nil, d.Errf("storage %s: %s given twice", st.Backend, sub)
+		}
+		seen[sub] = true
+		switch sub {
+		case "min_replicas":
+			var arg string
+			if !d.AllArgs(&arg) {
+				return nil, d.ArgErr()
+			}
+			n, err := strconv.Atoi(arg)
+			if err != nil || n < 0 {
+				return nil, d.Errf("storage %s: min_replicas: %q is not a number of replicas (0 or more; 0: never wait)", st.Backend, arg)
+			}
+			st.MinReplicas = &n
+		case "replica_timeout":
+			if err := parseDuration(d, &st.ReplicaTimeout); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, d.Errf("storage %s: unknown sub-directive %q (known: min_replicas, replica_timeout)", st.Backend, sub)
+		}
+	}
+	return st, nil
 }
 
 // parseDuration reads the one argument of a duration sub-directive into a caddy.Duration or
@@ -351,6 +425,12 @@ func parseUser(d *caddyfile.Dispenser, before []issuer.User) (issuer.User, error
 		return u, d.WrapErr(err)
 	}
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		if d.Val() == "passkeys" { // caddyfile_passkey.go
+			if err := parseUserPasskeys(d, &u); err != nil {
+				return u, err
+			}
+			continue
+		}
 		if d.Val() != "claim" {
 			return u, d.Errf("user %s: unknown sub-directive %q", u.Name, d.Val())
 		}

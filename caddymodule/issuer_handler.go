@@ -61,6 +61,17 @@ func (h *IssuerHandler) Provision(ctx caddy.Context) error {
 		c.Secret = secret
 		cfg.Clients[i] = c
 	}
+	cfg.Upstreams = make([]issuer.Upstream, len(h.Upstreams))
+	for i, u := range h.Upstreams {
+		var err error
+		if u.ClientID, err = resolveSecret(u.ClientID); err != nil {
+			return fmt.Errorf("oauth_issuer %s: upstream %q: client_id: %w", h.Issuer, u.Name, err)
+		}
+		if u.ClientSecret, err = resolveSecret(u.ClientSecret); err != nil {
+			return fmt.Errorf("oauth_issuer %s: upstream %q: client_secret: %w", h.Issuer, u.Name, err)
+		}
+		cfg.Upstreams[i] = u
+	}
 	if h.Registration != nil {
 		reg := *h.Registration
 		iat, err := resolveSecret(reg.InitialAccessToken)

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"errors"
 	"net/http"
 	"sort"
 	"time"
@@ -50,6 +51,11 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 						"Access an app already holds ends within " + time.Duration(s.cfg.AccessTokenTTL).String() + "."})
 				return
 			}
+		case ui.DecisionRemovePasskey: // passkey.go
+			if err = s.removePasskey(r, sess.User, f["passkey"]); errors.Is(err, errNoSuchPasskey) {
+				s.errorPage(w, r, errInvalidRequest("That passkey is not registered to you."))
+				return
+			}
 		default:
 			s.errorPage(w, r, errInvalidRequest("unknown decision"))
 			return
@@ -78,6 +84,13 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 		apps = append(apps, ui.AccountClient{ID: id, Name: name, Scopes: scopes})
 	}
 	sort.Slice(apps, func(i, j int) bool { return apps[i].ID < apps[j].ID })
-	ui.Account(w, ui.AccountData{Action: s.base + PathAccount, CSRF: s.csrfToken(w, r), Username: sess.User,
-		IssuerHost: s.realm, Clients: apps})
+	d := ui.AccountData{Action: s.base + PathAccount, CSRF: s.csrfToken(w, r), Username: sess.User,
+		IssuerHost: s.realm, Clients: apps}
+	if d.Passkey = s.passkeyForm(PathPasskeyRegisterBegin, PathPasskeyRegisterFinish); d.Passkey != nil {
+		if d.Passkeys, err = s.accountPasskeys(ctx, sess.User); err != nil {
+			s.errorPage(w, r, errServer(err))
+			return
+		}
+	}
+	ui.Account(w, d)
 }

@@ -33,7 +33,7 @@ func (s *Server) issueAuthorization(r *http.Request, req *authRequest, c *client
 		}
 	}
 	id := s.newTokenID(time.Now())
-	m, err := s.mint(r.Context(), mintInput{grantOf: grantOf{client: c, user: sess.User, scopes: req.Scopes, authTime: sess.AuthTime, nonce: req.Nonce, audience: aud},
+	m, err := s.mint(r.Context(), mintInput{grantOf: grantOf{client: c, user: sess.User, scopes: req.Scopes, authTime: sess.AuthTime, nonce: req.Nonce, audience: aud, person: true},
 		id: id, accessToken: req.IssuesToken(), idToken: req.IssuesIDToken()})
 	if err != nil {
 		return nil, errServer(err)

@@ -79,6 +79,11 @@ type Config struct {
 	// the sign-in page (issuer/upstream.go). Their users get subjects of their own
 	// (UpstreamSubjectPrefix), so they never collide with a local user.
 	Upstreams []Upstream `json:"upstreams,omitempty"`
+	// Passkeys turns on sign-in with passkeys (WebAuthn, issuer/passkey.go): "off" (default),
+	// "on" (users may register passkeys on the account page and sign in with one; passwords
+	// still work) or "required" (as on, and a user with a passkey can no longer sign in with
+	// the password). The relying party ID is the issuer's host, which must be a domain name.
+	Passkeys string `json:"passkeys,omitempty"`
 	// Users who can sign in.
 	Users []User `json:"users,omitempty"`
 	// Clients registered with the issuer.
@@ -259,6 +264,9 @@ type User struct {
 	PasswordHash string `json:"password_hash"`
 	// Claims are extra claims (email, name, …) released by scope.
 	Claims map[string]string `json:"claims,omitempty"`
+	// PasskeysRequired stops this user's password once they have registered a passkey, as
+	// Config.Passkeys "required" does for everyone; it needs Passkeys on. Default false.
+	PasskeysRequired bool `json:"passkeys_required,omitempty"`
 }
 
 // Validate checks one user's settings.
@@ -412,6 +420,12 @@ func (c Config) Check() error {
 	if _, err := ParseIssuerURL(c.Issuer); err != nil {
 		return err
 	}
+	if err := CheckPasskeys(c.Passkeys, c.Issuer); err != nil {
+		return err
+	}
+	if err := CheckUserPasskeys(c.Passkeys, c.Users); err != nil {
+		return err
+	}
 	for name, d := range map[string]Duration{"access_token_ttl": c.AccessTokenTTL, "refresh_token_ttl": c.RefreshTokenTTL,
 		"refresh_token_idle_ttl": c.RefreshTokenIdleTTL, "refresh_reuse_grace": c.RefreshReuseGrace,
 		"key_rotation": c.KeyRotation, "code_ttl": c.CodeTTL, "par_ttl": c.PARTTL, "session_ttl": c.SessionTTL,
@@ -441,6 +455,9 @@ func (c Config) Check() error {
 		return err
 	}
 	if err := CheckClients(c.Clients); err != nil {
+		return err
+	}
+	if err := CheckUpstreams(c.Upstreams); err != nil {
 		return err
 	}
 	return checkProfileLifetimes(c)
@@ -792,5 +809,43 @@ func validScopeToken(s string) bool {
 type Upstream struct {
 	// Name is the provider's name in the Caddyfile: its button's data-upstream, its callback
 	// path <issuer>/oauth2/upstream/<name>/callback, and part of its users' subjects.
+	// Lower-case letters, digits, "-" and "_"; unique among the upstreams.
 	Name string `json:"name"`
+	// Issuer is the provider's OpenID issuer identifier: discovery
+	// (<issuer>/.well-known/openid-configuration) and the "iss" its ID tokens must carry.
+	// https, or http on a loopback host. Required.
+	Issuer string `json:"issuer"`
+	// ClientID is Tollgate's client_id at the provider, the "aud" its ID tokens must carry.
+	// Required.
+	ClientID string `json:"client_id"`
+	// ClientSecret is Tollgate's client secret at the provider (client_secret_basic or _post,
+	// as the provider supports). Default: none, a public client that relies on PKCE.
+	ClientSecret string `json:"client_secret,omitempty"`
+	// Scopes are asked of the provider; they must include openid. Default: openid email profile.
+	Scopes []string `json:"scopes,omitempty"`
+	// DisplayName is the text of the provider's button on the sign-in page. Default: Name.
+	DisplayName string `json:"display_name,omitempty"`
+	// Claims maps the provider's claims (keys) to Tollgate's claims (values), which scopes
+	// then release as those of local users. Default: email, email_verified, name, given_name,
+	// family_name and preferred_username, under their own names.
+	Claims map[string]string `json:"claims,omitempty"`
+	// AllowDomains, when set, are the only email domains whose users may sign in: the ID
+	// token must carry an email in one of them, with email_verified true. Default: any user
+	// the provider signs in.
+	AllowDomains []string `json:"allow_domains,omitempty"`
+	// RootCAFile is a PEM file of the CA certificates that the provider's TLS certificate is
+	// checked against (a provider behind a private CA). Default: the system's roots.
+	RootCAFile string `json:"root_ca_file,omitempty"`
+	// UserinfoURL makes the provider a plain OAuth 2.0 one, without OpenID Connect (GitHub):
+	// no discovery and no ID token; the person is who this URL, called with the access token,
+	// says (a JSON object). AuthorizationURL and TokenURL are then required, Issuer is optional
+	// (it names the provider in its users' subjects; default: UserinfoURL), and scopes need not
+	// include openid. Default: none, an OpenID Connect provider.
+	UserinfoURL string `json:"userinfo_url,omitempty"`
+	// AuthorizationURL and TokenURL are a plain OAuth provider's endpoints (with UserinfoURL).
+	AuthorizationURL string `json:"authorization_url,omitempty"`
+	TokenURL         string `json:"token_url,omitempty"`
+	// SubjectClaim is the member of a plain OAuth provider's userinfo answer that identifies
+	// the person for good (a string or a number). Default: "sub"; GitHub's is "id".
+	SubjectClaim string `json:"subject_claim,omitempty"`
 }

@@ -48,7 +48,7 @@ func (s *Server) serveConsent(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet {
 		d := ui.ConsentData{Action: s.base + PathConsent, Redirect: p.RedirectURI, CSRF: s.csrfToken(w, r),
 			Hidden: []ui.Hidden{{Name: "request", Value: id}}, ClientName: c.displayName(), ClientID: c.ID,
-			Username: sess.User, Scopes: p.Scopes, SelfRegistered: c.kind == kindRegistered}
+			Username: s.shownName(r.Context(), sess.User), Scopes: p.Scopes, SelfRegistered: c.kind == kindRegistered}
 		if doc := c.document; doc != nil {
 			// A document's name is whatever its author wrote: the host it came from is shown
 			// with it, and stands for it when there is none.

@@ -48,7 +48,7 @@ func (g authorizationCode) handle(ctx context.Context, req *tokenRequest) (*toke
 		return nil, e
 	}
 	resp, e := s.redeemOnce(ctx, req, state.AuthorizationCode, code, s.redemptionTTL(), grantOf{client: req.client,
-		user: rec.User, scopes: rec.Scopes, authTime: rec.AuthTime, nonce: rec.Nonce, audience: aud, resources: rec.Resources})
+		user: rec.User, scopes: rec.Scopes, authTime: rec.AuthTime, nonce: rec.Nonce, audience: aud, resources: rec.Resources, person: true})
 	if e == nil {
 		_ = s.state.DeleteCode(ctx, code)
 	}

@@ -56,7 +56,7 @@ func (g deviceCode) handle(ctx context.Context, req *tokenRequest) (*tokenRespon
 	}
 	// Remembered as long as what it issued may live, so a late replay still revokes it.
 	return s.redeemOnce(ctx, req, state.DeviceCode, code, max(s.redemptionTTL(), s.deviceRetention(rec, now)),
-		grantOf{client: req.client, user: d.User, scopes: d.Scopes, authTime: d.AuthTime, audience: aud, resources: rec.Resources})
+		grantOf{client: req.client, user: d.User, scopes: d.Scopes, authTime: d.AuthTime, audience: aud, resources: rec.Resources, person: true})
 }
 
 // pollPending answers a poll while the user has not decided, and records it. A poll counts as

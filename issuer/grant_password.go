@@ -36,5 +36,5 @@ func (g password) handle(ctx context.Context, req *tokenRequest) (*tokenResponse
 	s.audit(req.r, AuditPasswordGrant, clientField(c), subField(user.Name))
 	now := time.Now()
 	return s.issueTokens(ctx, grantOf{client: c, user: user.Name, scopes: scopes, authTime: now.Unix(),
-		audience: aud, resources: recordedResources(req.resources, aud), jkt: req.jkt}, s.newTokenID(now), "")
+		audience: aud, resources: recordedResources(req.resources, aud), jkt: req.jkt, person: true}, s.newTokenID(now), "")
 }

@@ -83,7 +83,7 @@ func (g refreshToken) handle(ctx context.Context, req *tokenRequest) (*tokenResp
 		return nil, errServer(err)
 	}
 	f := rot.Family
-	m, err := s.mint(ctx, mintInput{grantOf: grantOf{client: c, user: f.User, scopes: rot.Scopes, authTime: f.AuthTime, audience: rot.Audience, jkt: req.jkt},
+	m, err := s.mint(ctx, mintInput{grantOf: grantOf{client: c, user: f.User, scopes: rot.Scopes, authTime: f.AuthTime, audience: rot.Audience, jkt: req.jkt, person: true},
 		id: id, accessToken: true, idToken: slices.Contains(rot.Scopes, "openid")})
 	if err != nil {
 		return nil, errServer(err)

@@ -31,6 +31,11 @@ type grantOf struct {
 	// jkt binds the access token (cnf.jkt) and a refresh family the grant starts to a DPoP
 	// key (RFC 9449); "" for bearer tokens: the token request's proof (tokenRequest.jkt).
 	jkt string
+	// person says that user is a person who signed in (not a client acting for itself), so
+	// the access token carries the user's claims that the scopes release (RFC 9068 §2.2.3.1).
+	// Set explicitly by the grants that sign a person in, never inferred from the name: a
+	// local user named like a client must not lend its claims to that client's tokens.
+	person bool
 }
 
 // wantsRefreshToken reports whether a grant issues a refresh token: the client must have the

@@ -49,6 +49,10 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.errorPage(w, r, errServer(err))
 		return
+	case refused == refusedPasskeyOnly: // passkey.go; the password was right
+		s.passwordRefusedForPasskey(r, c)
+		s.renderLogin(w, r, http.StatusUnauthorized, id, p, c, name, errPasskeyOnly)
+		return
 	case refused != "":
 		s.signInFailed(r, c, methodPage, refused)
 		s.renderLogin(w, r, http.StatusTooManyRequests, id, p, c, name, "Too many failed attempts. Wait a few minutes and try again.")
@@ -83,5 +87,7 @@ func (s *Server) renderLogin(w http.ResponseWriter, r *http.Request, status int,
 		Error:      msg,
 		ClientName: c.displayName(),
 		IssuerHost: s.realm,
+		Upstreams:  s.upstreamButtons(), // upstream_endpoint.go
+		Passkey:    s.loginPasskeyForm(),
 	})
 }

@@ -65,7 +65,18 @@ func (s *Server) mint(ctx context.Context, in mintInput) (minted, error) {
 		if in.jkt != "" {
 			claims.Cnf = &accesstoken.Confirmation{JKT: in.jkt} // RFC 9449 §6.1
 		}
-		raw, err := s.keys.Sign(s.cfg.SigningAlg, accesstoken.HeaderType, claims)
+		var signed jwt.Claims = claims
+		if in.person {
+			// RFC 9068 §2.2.3.1: the person's claims the scopes release, as in the ID token.
+			extra, err := s.accessTokenClaims(ctx, in.user, in.scopes)
+			if err != nil {
+				return out, err
+			}
+			if len(extra) > 0 {
+				signed = withClaims{claims, extra}
+			}
+		}
+		raw, err := s.keys.Sign(s.cfg.SigningAlg, accesstoken.HeaderType, signed)
 		if err != nil {
 			return out, err
 		}

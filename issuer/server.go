@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -75,8 +76,14 @@ type Server struct {
 	documents *documentClients
 	// trusted are the other issuers whose tokens token exchange accepts, by identifier.
 	trusted map[string]*trustedIssuer
+	// upstreams are the upstream providers by name, and upstreamOrder them in configuration
+	// order, for the sign-in page (upstream.go).
+	upstreams     map[string]*upstream
+	upstreamOrder []*upstream
 	// dpop is the DPoP nonce maker (dpop_binding.go).
 	dpop dpopState
+	// rp is the WebAuthn relying party (passkey.go); nil when passkeys are off.
+	rp *webauthn.WebAuthn
 }
 
 // CheckConfig checks cfg as New would, without a store and without side effects: no file or key
@@ -235,9 +242,17 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		s.base + PathDeviceAuthorization: s.withCORS(s.serveDeviceAuthorization),
 		s.base + PathDevice:              http.HandlerFunc(s.serveDevice),
 	}
+	if err := s.upstreamRoutes(upkeep); err != nil { // upstream.go
+		stop()
+		return nil, err
+	}
 	if cfg.Registration != nil {
 		// RFC 7591; each client's configuration endpoint (RFC 7592) is in Route.
 		s.routes[s.base+PathRegister] = withRegistrationCORS(s.serveRegister)
+	}
+	if err := s.setupPasskeys(); err != nil { // passkey_endpoint.go
+		stop()
+		return nil, err
 	}
 	return s, nil
 }

@@ -34,6 +34,28 @@ func (s *Server) lookupUser(ctx context.Context, sub string) (*users.User, error
 	return &users.User{Name: sub, Claims: a.Claims}, nil
 }
 
+// shownName is how the pages name the signed-in user sub: a local user by name; a user of an
+// upstream provider, whose subject means nothing to people, by email, else preferred_username
+// or name, with the provider's button text ("alice@corp.example (Corp SSO)").
+func (s *Server) shownName(ctx context.Context, sub string) string {
+	if !strings.HasPrefix(sub, UpstreamSubjectPrefix) {
+		return sub
+	}
+	a, err := s.state.Account(ctx, sub)
+	if a == nil || err != nil {
+		return sub
+	}
+	for _, c := range []string{"email", "preferred_username", "name"} {
+		if v := a.Claims[c]; v != "" {
+			if u := s.upstreams[a.Upstream]; u != nil {
+				return v + " (" + u.cfg.DisplayName + ")"
+			}
+			return v
+		}
+	}
+	return sub
+}
+
 // hasUpstream says whether an upstream provider of that name is configured.
 func (s *Server) hasUpstream(name string) bool {
 	for _, u := range s.cfg.Upstreams {

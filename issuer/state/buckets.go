@@ -11,7 +11,20 @@ func Buckets() []store.Bucket {
 		bucketFamilies, bucketRevokedBefore, bucketRevokedAccessTokens,
 		bucketSessions, bucketPending, bucketPushed, bucketConsents,
 		bucketThrottle, bucketSignInAddresses, bucketClients, bucketAssertions,
-		bucketDPoPProofs, bucketDPoPSecrets, bucketAccounts,
+		bucketDPoPProofs, bucketDPoPSecrets, bucketAccounts, bucketUpstreamLogins,
+		bucketPasskeys, bucketPasskeyUsers, bucketPasskeyCeremonies,
+	}
+}
+
+// DurableBuckets are the buckets whose writes must survive a failover of a replicated store:
+// what an issuer has promised (refresh families, registered clients) or must never forget
+// (redeemed codes, revocations). A store that replicates waits for a replica after each
+// write to one of them before it acknowledges it. Package keys adds keys.Bucket.
+func DurableBuckets() []store.Bucket {
+	return []store.Bucket{
+		bucketFamilies, bucketRedeemedCodes, bucketDeviceRedeemed,
+		bucketRevokedBefore, bucketRevokedAccessTokens, bucketClients,
+		bucketPasskeys, bucketPasskeyUsers, // a lost credential or user handle locks a passkey out
 	}
 }
 

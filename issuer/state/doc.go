@@ -29,6 +29,10 @@
 //	dpop_proofs              Key(jkt\0jti)        "1"           each proof used once (Create)
 //	dpop_secrets             "nonce"              32 bytes      one secret for every node (Create)
 //	accounts                 Key(subject)         Account       —
+//	upstream_logins          Key(state)           UpstreamLogin each state used once (Take)
+//	passkey_credentials      Key(credential id)   Passkey       ids unique (Create); sign counter (Update)
+//	passkey_users            Key(user)            PasskeyUser   one handle, bounded ids (Update)
+//	passkey_ceremonies       Key(ceremony id)     Ceremony      finished once (Take)
 //
 // Key is SHA-256, so the store never holds a code, token, session id or user code that would
 // work if read out of it. The signing keys are the one other bucket; package keys owns it.

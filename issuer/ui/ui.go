@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strings"
 )
 
 //go:embed templates/*.html
@@ -41,6 +42,23 @@ type LoginData struct {
 	Error      string   // shown above the form, e.g. "Wrong username or password."
 	ClientName string   // "to continue to …"; omitted when empty
 	IssuerHost string   // shown above the title, e.g. auth.example.com; omitted when empty
+	// Upstreams are the upstream providers one may sign in with instead, each a form of its
+	// own below the password form, posting the CSRF token and Hidden fields to its Action.
+	Upstreams []UpstreamButton
+	// Passkey is the "Sign in with a passkey" button (data-passkey="signin"), outside the
+	// password form; nil when passkeys are off.
+	Passkey *PasskeyForm
+}
+
+// UpstreamButton is one upstream provider on the sign-in page: a POST form with one button
+// carrying data-upstream="<Name>".
+type UpstreamButton struct {
+	Name   string // the provider's configured name (data-upstream)
+	Text   string // the button's text, e.g. "Corp SSO"
+	Action string // URL the form posts to: the issuer's start endpoint of the provider
+	// Target is the provider's authorization endpoint, where the answer to the POST
+	// redirects: its origin is added to the page's form-action (see doc.go).
+	Target string
 }
 
 // ConsentData fills the consent page.
@@ -100,6 +118,9 @@ type AccountData struct {
 	Username   string          // the signed-in user
 	IssuerHost string          // shown above the title; omitted when empty
 	Clients    []AccountClient // clients with consent
+	// Passkey is the "Add a passkey" button (data-passkey="register"); nil when passkeys are off.
+	Passkey  *PasskeyForm
+	Passkeys []AccountPasskey // the user's passkeys, each with a button to remove it
 }
 
 // AccountClient is one client on the account page.
@@ -116,6 +137,7 @@ func init() {
 		"style":     func() template.CSS { return template.CSS(styleCSS) },
 		"script":    func() template.JS { return template.JS(formPostJS) },
 		"scopeText": ScopeDescription,
+		"passkeyJS": func() template.JS { return template.JS(passkeyJS) },
 	}).ParseFS(templateFS, "templates/layout.html"))
 	for _, name := range []string{"login", "consent", "device", "message", "logout", "formpost", "account"} {
 		pages[name] = template.Must(template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html"))
@@ -124,7 +146,27 @@ func init() {
 
 // Login writes the sign-in page with status (200, or 401 after a failed attempt).
 func Login(w http.ResponseWriter, status int, d LoginData) {
-	renderForm(w, status, "login", d, d.CSRF, d.Hidden, d.Redirect, "username", "password")
+	if err := checkForm(d.CSRF, d.Hidden, []string{"username", "password"}); err != nil {
+		programmingError(w, "login", err)
+		return
+	}
+	render(w, status, "login", d, withPasskeyScript(loginCSP(d), d.Passkey))
+}
+
+// loginCSP is pageCSP with the origins of the upstream providers' authorization endpoints
+// in form-action: an upstream button's POST is answered with a redirect there.
+func loginCSP(d LoginData) string {
+	csp := pageCSP(d.Redirect)
+	var extra []string
+	for _, u := range d.Upstreams {
+		if src, ok := originSource(u.Target); ok && strings.HasPrefix(src, "http") {
+			extra = append(extra, src)
+		}
+	}
+	if len(extra) == 0 {
+		return csp
+	}
+	return strings.Replace(csp, "; frame-ancestors", " "+strings.Join(extra, " ")+"; frame-ancestors", 1)
 }
 
 // Consent writes the consent page.
@@ -147,7 +189,11 @@ func Logout(w http.ResponseWriter, d LogoutData) {
 
 // Account writes the account page.
 func Account(w http.ResponseWriter, d AccountData) {
-	renderForm(w, http.StatusOK, "account", d, d.CSRF, nil, "", "decision", "client_id")
+	if err := checkForm(d.CSRF, nil, nil); err != nil {
+		programmingError(w, "account", err)
+		return
+	}
+	render(w, http.StatusOK, "account", d, withPasskeyScript(pageCSP(""), d.Passkey))
 }
 
 // Message writes a page with a title and a message, with d.Status (default 200).
