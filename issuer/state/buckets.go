@@ -25,6 +25,7 @@ func DurableBuckets() []store.Bucket {
 		bucketFamilies, bucketRedeemedCodes, bucketDeviceRedeemed,
 		bucketRevokedBefore, bucketRevokedAccessTokens, bucketClients,
 		bucketPasskeys, bucketPasskeyUsers, // a lost credential or user handle locks a passkey out
+		bucketAccounts, // an upstream user's refresh tokens need the account until the next sign-in
 	}
 }
 

@@ -287,3 +287,42 @@ func TestRedisSlowResyncKeepsSubscription(t *testing.T) {
 			8*pubsubCheck, 5*pubsubCheck, resyncs, losts, messages)
 	}
 }
+
+// TestRedisResubscribeBackOffResets: the pause before subscribing again grows while Redis
+// stays away, and starts short again once a subscription has worked. Otherwise a process
+// that has seen a few outages in its life waits the longest pause after every later one, and
+// its deny-list stays stale seconds longer than it must.
+func TestRedisResubscribeBackOffResets(t *testing.T) {
+	t.Parallel()
+	srv := redistest.Start(t)
+	opts := Options{DialTimeout: 300 * time.Millisecond, ReadTimeout: 300 * time.Millisecond, WriteTimeout: 300 * time.Millisecond}
+	sub := open(t, srv.URL(), opts)
+	resyncs := make(chan struct{}, 10)
+	err := sub.Subscribe(t.Context(), "revoked", store.Subscriber{
+		Message: func([]byte) {},
+		Resync:  func() { resyncs <- struct{}{} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-resyncs:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no first Resync within 5s")
+	}
+	var took time.Duration
+	for i := range 8 { // more outages than the back-off has steps
+		start := time.Now()
+		srv.Restart()
+		select {
+		case <-resyncs:
+			took = time.Since(start)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("outage %d: no Resync within 10s", i+1)
+		}
+	}
+	if took >= pubsubRetryMax {
+		t.Fatalf("after 8 short outages, resubscribing took %v: the back-off did not start again (max pause %v)", took, pubsubRetryMax)
+	}
+	t.Logf("resubscribed %v after the 8th outage", took.Round(time.Millisecond))
+}

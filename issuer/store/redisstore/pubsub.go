@@ -68,9 +68,12 @@ func (s *Store) Subscribe(ctx context.Context, topic string, sub store.Subscribe
 // listen keeps a subscription up until ctx ends.
 func (s *Store) listen(ctx context.Context, channel string, sub store.Subscriber) {
 	for attempt := 0; ; attempt++ {
-		err := s.listenOnce(ctx, channel, sub)
+		subscribed, err := s.listenOnce(ctx, channel, sub)
 		if ctx.Err() != nil {
 			return
+		}
+		if subscribed {
+			attempt = 0 // a connection that worked starts the back-off again from its shortest pause
 		}
 		if sub.Lost != nil {
 			sub.Lost(fmt.Errorf("%w: redis subscription: %w", store.ErrUnavailable, err))
@@ -88,7 +91,8 @@ func (s *Store) listen(ctx context.Context, channel string, sub store.Subscriber
 // connection fails or ctx ends. Resyncs run beside the receive loop, one at a time (a request
 // for one while one runs makes one more afterwards): a resync of a large bucket takes seconds,
 // and meanwhile the loop keeps delivering messages and answering its own health checks.
-func (s *Store) listenOnce(ctx context.Context, channel string, sub store.Subscriber) error {
+// subscribed says whether Redis confirmed the subscription before the connection ended.
+func (s *Store) listenOnce(ctx context.Context, channel string, sub store.Subscriber) (subscribed bool, err error) {
 	ps := s.rdb.Subscribe(ctx, channel)
 	defer ps.Close()
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() }) // wakes the Receive below
@@ -113,17 +117,17 @@ func (s *Store) listenOnce(ctx context.Context, channel string, sub store.Subscr
 		msg, err := ps.ReceiveTimeout(ctx, pubsubCheck)
 		if err != nil {
 			if ctx.Err() != nil {
-				return ctx.Err()
+				return subscribed, ctx.Err()
 			}
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
-				return err
+				return subscribed, err
 			}
 			if time.Since(heard) > 3*pubsubCheck {
-				return fmt.Errorf("no answer from the server for %v", time.Since(heard).Round(time.Millisecond))
+				return subscribed, fmt.Errorf("no answer from the server for %v", time.Since(heard).Round(time.Millisecond))
 			}
 			if err := ps.Ping(ctx); err != nil {
-				return err
+				return subscribed, err
 			}
 			continue
 		}
@@ -131,6 +135,7 @@ func (s *Store) listenOnce(ctx context.Context, channel string, sub store.Subscr
 		switch m := msg.(type) {
 		case *redis.Subscription:
 			if m.Kind == "subscribe" {
+				subscribed = true
 				select {
 				case resync <- struct{}{}:
 				default: // one is queued already
