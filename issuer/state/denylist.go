@@ -32,6 +32,11 @@ const denyTimeout = 10 * time.Second
 // Deny puts the access token jti on the deny-list until exp (and DenyMargin more), here and on
 // every node: the record first, then this node's DenyList (the one Watch keeps), before Deny
 // returns, and the others through the store's message.
+//
+// When the record fails (the store is down, or did not confirm the write to a replica), Deny
+// returns the error but still denies the token on this node and publishes the denial: a
+// revocation that was decided is honoured wherever it reaches, though only the record
+// survives a restart or a resync.
 func (s *State) Deny(ctx context.Context, jti string, exp time.Time) error {
 	ttl := time.Until(exp.Add(DenyMargin))
 	if ttl <= 0 || jti == "" {
@@ -40,15 +45,13 @@ func (s *State) Deny(ctx context.Context, jti string, exp time.Time) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), denyTimeout)
 	defer cancel()
 	e := strconv.FormatInt(exp.Unix(), 10)
-	if err := s.st.Put(ctx, bucketRevokedAccessTokens, jti, []byte(e), ttl); err != nil {
-		return err
-	}
+	err := s.st.Put(ctx, bucketRevokedAccessTokens, jti, []byte(e), ttl)
 	if d := s.local.Load(); d != nil {
 		d.add(jti, exp.Unix())
 	}
 	// The record is what counts; a lost message is made up for by the next resync.
 	_ = s.st.Publish(ctx, topicDenied, []byte(jti+" "+e))
-	return nil
+	return err
 }
 
 // denyAll denies every token of tokens; it tries them all, whatever fails.

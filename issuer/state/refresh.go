@@ -306,6 +306,12 @@ func (s *State) Rotate(ctx context.Context, req RotateRequest) (*Rotated, error)
 		return f, f.ttl(req.Now), nil
 	})
 	if err != nil {
+		if reused {
+			// The revocation failed, or was made but not confirmed (a replica did not
+			// acknowledge it): deny what the family issued anyway, so the thief's access tokens
+			// stop wherever the denial reaches.
+			_ = s.denyAll(ctx, deny)
+		}
 		return nil, err
 	}
 	if reused {
@@ -391,6 +397,7 @@ func (s *State) RevokeFamily(ctx context.Context, key string) error {
 		return f, max(f.ttl(time.Now()), time.Second), nil
 	})
 	if err != nil {
+		_ = s.denyAll(ctx, deny) // as in Rotate: the revocation may stand unconfirmed
 		return err
 	}
 	return s.denyAll(ctx, deny)
