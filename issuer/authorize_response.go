@@ -71,6 +71,7 @@ func (s *Server) errorPage(w http.ResponseWriter, r *http.Request, e *Error) {
 		status = http.StatusBadRequest
 	}
 	msg := e.Description
+	setRetryAfter(w, status)
 	if status >= 500 {
 		s.log.Error("page failed", logFields(r, e)...)
 		msg = "Something went wrong on our side. Please try again in a moment."

@@ -77,6 +77,7 @@ func (s *Server) writeJSONError(w http.ResponseWriter, r *http.Request, e *Error
 	if e.basicChallenge {
 		w.Header().Set("WWW-Authenticate", `Basic realm="`+s.realm+`", charset="UTF-8"`)
 	}
+	setRetryAfter(w, status)
 	if status >= 500 {
 		s.log.Error("request failed", logFields(r, e)...)
 	} else if c := s.log.Check(debugLevel, "client error"); c != nil {
@@ -97,4 +98,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	h.Set("Pragma", "no-cache")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(v)
+}
+
+// storeRetryAfter is the Retry-After of a 503 that names no time of its own: a store
+// failover (a Sentinel promoting a replica) takes a few seconds.
+const storeRetryAfter = "2"
+
+// setRetryAfter gives a 503 a Retry-After (RFC 9110 §10.2.3) unless it has one already (a
+// throttle's, which knows its window).
+func setRetryAfter(w http.ResponseWriter, status int) {
+	if status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", storeRetryAfter)
+	}
 }

@@ -41,6 +41,9 @@ func TestStorageOutage(t *testing.T) {
 				strings.Contains(w.Body.String(), "access_token") {
 				t.Fatalf("%d %s", w.Code, w.Body)
 			}
+			if got := w.Header().Get("Retry-After"); got != storeRetryAfter {
+				t.Fatalf("Retry-After %q, want %q: a client should come back once the store has failed over", got, storeRetryAfter)
+			}
 		})
 	}
 	t.Run("authorization endpoint", func(t *testing.T) {
