@@ -84,7 +84,7 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 		apps = append(apps, ui.AccountClient{ID: id, Name: name, Scopes: scopes})
 	}
 	sort.Slice(apps, func(i, j int) bool { return apps[i].ID < apps[j].ID })
-	d := ui.AccountData{Action: s.base + PathAccount, CSRF: s.csrfToken(w, r), Username: sess.User,
+	d := ui.AccountData{Action: s.base + PathAccount, CSRF: s.csrfToken(w, r), Username: s.shownName(ctx, sess.User),
 		IssuerHost: s.realm, Clients: apps}
 	if d.Passkey = s.passkeyForm(PathPasskeyRegisterBegin, PathPasskeyRegisterFinish); d.Passkey != nil {
 		if d.Passkeys, err = s.accountPasskeys(ctx, sess.User); err != nil {

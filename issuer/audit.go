@@ -14,8 +14,13 @@ import (
 // field the event's name, with remote_ip (the address the throttles count: an IPv4 address or
 // an IPv6 /64) and these fields where they are known:
 //
-//	sign_in                 client_id sub                      the sign-in page accepted a password
-//	sign_in_failed          client_id reason [limit]           it did not: reason bad_credentials or throttled (limit: which)
+//	sign_in                 client_id sub [via]                the sign-in page accepted a password, or via=passkey a passkey,
+//	                                                           or via=upstream:<name> an upstream provider's answer
+//	sign_in_failed          client_id reason [limit] [via]     it did not: reason bad_credentials, throttled (limit: which) or
+//	                                                           passkey_required; an upstream's reasons (upstream_endpoint.go)
+//	passkey_registered      sub                                a user added a passkey
+//	passkey_removed         sub                                a user removed one
+//	passkey_clone_suspected client_id sub                      a passkey's sign counter did not increase: refused
 //	password_grant          client_id sub                      the password grant accepted a password
 //	password_grant_failed   client_id reason [limit]           it did not, as sign_in_failed
 //	consent_granted         client_id sub scope                the user allowed a client

@@ -66,7 +66,7 @@ func (s *Server) serveEndSession(w http.ResponseWriter, r *http.Request) {
 			name = c.displayName()
 		}
 		ui.Logout(w, ui.LogoutData{Action: s.base + PathEndSession, Redirect: target, CSRF: s.csrfToken(w, r),
-			Hidden: hidden, ClientName: name, Username: sess.User, IssuerHost: s.realm})
+			Hidden: hidden, ClientName: name, Username: s.shownName(r.Context(), sess.User), IssuerHost: s.realm})
 		return
 	}
 	if confirmed && decision == ui.DecisionLogoutEverywhere && sess != nil {

@@ -288,6 +288,10 @@ func TestUpstreamSignIn(t *testing.T) {
 	if w.Code != 200 || ui["sub"] != want || ui["email"] != "bob@corp.example" {
 		t.Fatalf("userinfo: %d %v", w.Code, ui)
 	}
+	// The account page names the person the same way.
+	if _, page := b.get(f.url + PathAccount); !strings.Contains(page, "bob@corp.example (Corp SSO)") || strings.Contains(page, "upstream:corp:") {
+		t.Fatalf("account page does not name the person:\n%s", page)
+	}
 	// The same person again keeps the subject; the callback URL replayed is refused.
 	resp, body = upstreamCallback(b, f, url.Values{"code": {code}, "state": {st}})
 	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "expired, was already used") {
