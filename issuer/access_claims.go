@@ -1,22 +1,20 @@
 package issuer
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 
 	"github.com/tollgate-auth/tollgate/issuer/accesstoken"
 )
 
-// accessTokenClaims are the claims of user (a person) that scopes release, for the access
-// token as for the ID token (releasedClaims), without any that could pass for one of the
-// access token's own claims (iss, sub, scope, client_id, cnf, …), in any letter case.
-func (s *Server) accessTokenClaims(ctx context.Context, user string, scopes []string) (map[string]any, error) {
-	u, err := s.lookupUser(ctx, user)
-	if u == nil || err != nil || len(u.Claims) == 0 {
-		return nil, err
+// accessTokenClaims are the claims of a person that scopes release, for the access token as
+// for the ID token (releasedClaims), without any that could pass for one of the access
+// token's own claims (iss, sub, scope, client_id, cnf, …), in any letter case.
+func accessTokenClaims(claims map[string]string, scopes []string) map[string]any {
+	if len(claims) == 0 {
+		return nil
 	}
-	out := releasedClaims(u.Claims, scopes)
+	out := releasedClaims(claims, scopes)
 	for k := range out {
 		for _, p := range protocolClaims {
 			if strings.EqualFold(k, p) {
@@ -25,7 +23,7 @@ func (s *Server) accessTokenClaims(ctx context.Context, user string, scopes []st
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
 // withClaims is an access token's claim set with the user's claims beside the typed ones.

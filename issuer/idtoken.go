@@ -1,7 +1,6 @@
 package issuer
 
 import (
-	"context"
 	"crypto"
 	"encoding/base64"
 	"time"
@@ -13,6 +12,7 @@ import (
 type idTokenInput struct {
 	client      *client
 	user        string
+	userClaims  map[string]string // the user's claims (lookupUser), of which the scopes release some
 	authTime    int64
 	nonce       string
 	scopes      []string
@@ -22,16 +22,10 @@ type idTokenInput struct {
 
 // mintIDToken signs an ID token with IDTokenSigningAlg: iss sub aud exp iat auth_time nonce azp,
 // at_hash where due, and the user's claims released by the granted scopes. Only mint calls it.
-func (s *Server) mintIDToken(ctx context.Context, in idTokenInput) (string, error) {
+func (s *Server) mintIDToken(in idTokenInput) (string, error) {
 	claims := jwt.MapClaims{}
-	u, err := s.lookupUser(ctx, in.user)
-	if err != nil {
-		return "", err
-	}
-	if u != nil {
-		for k, v := range releasedClaims(u.Claims, in.scopes) {
-			claims[k] = v
-		}
+	for k, v := range releasedClaims(in.userClaims, in.scopes) {
+		claims[k] = v
 	}
 	claims["iss"] = s.issuer
 	claims["sub"] = in.user
