@@ -163,18 +163,91 @@ func (s *State) Load(ctx context.Context, d *DenyList) error {
 // and after a lost connection). resynced is told the outcome of every reread (nil, or why it
 // failed: then the copy may be stale until the next one), lost why delivery stopped; both
 // may be nil.
+//
+// A reread that fails is tried again (after rereadRetryMin, doubling up to rereadRetryMax)
+// until one succeeds: the store asks for a reread only when its subscription is set up anew,
+// and one that came back while the store could not yet answer a Scan (Redis still loading its
+// data, a cluster master still failing over) would otherwise leave d without what was missed.
 func (s *State) Watch(ctx context.Context, d *DenyList, resynced, lost func(error)) error {
 	s.local.Store(d)
-	return s.st.Subscribe(ctx, topicDenied, store.Subscriber{
-		Message: d.message,
-		Resync: func() {
-			err := s.Load(ctx, d)
-			if resynced != nil && ctx.Err() == nil {
-				resynced(err)
+	r := &rereader{s: s, ctx: ctx, d: d, resynced: resynced}
+	return s.st.Subscribe(ctx, topicDenied, store.Subscriber{Message: d.message, Resync: r.reread, Lost: lost})
+}
+
+// Bounds of the pause between two attempts to reread a deny-list whose reread failed.
+const (
+	rereadRetryMin = time.Second
+	rereadRetryMax = 30 * time.Second
+)
+
+// rereader rereads the stored deny-list into a node's copy for Watch, and keeps trying when
+// a reread fails.
+type rereader struct {
+	s        *State
+	ctx      context.Context
+	d        *DenyList
+	resynced func(error)
+
+	mu       sync.Mutex
+	failing  bool // the last reread failed
+	retrying bool // a goroutine is trying again
+}
+
+// reread is the subscription's Resync: it must return soon (bolt calls it inside Subscribe),
+// so a failure is retried in the background.
+func (r *rereader) reread() {
+	if err := r.load(); err != nil {
+		r.retryLater()
+	}
+}
+
+// load rereads once and reports the outcome.
+func (r *rereader) load() error {
+	err := r.s.Load(r.ctx, r.d)
+	r.mu.Lock()
+	r.failing = err != nil
+	r.mu.Unlock()
+	if r.resynced != nil && r.ctx.Err() == nil {
+		r.resynced(err)
+	}
+	return err
+}
+
+// retryLater starts the one goroutine that rereads until a reread succeeds (its own or the
+// subscription's) or the watch ends.
+func (r *rereader) retryLater() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.retrying {
+		return
+	}
+	r.retrying = true
+	go func() {
+		pause := rereadRetryMin
+		for {
+			t := time.NewTimer(pause)
+			select {
+			case <-r.ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
 			}
-		},
-		Lost: lost,
-	})
+			// Ends only when, under the lock, nothing is failing: a reread that fails after
+			// this goroutine's last success finds it still running and leaves the retry to it.
+			r.mu.Lock()
+			failing := r.failing
+			r.retrying = failing
+			r.mu.Unlock()
+			if !failing {
+				return
+			}
+			if r.load() == nil {
+				pause = rereadRetryMin
+			} else {
+				pause = min(2*pause, rereadRetryMax)
+			}
+		}
+	}()
 }
 
 // strict decodes only the one canonical text of some bytes (zero padding bits), so that two

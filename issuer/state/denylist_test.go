@@ -2,6 +2,8 @@ package state
 
 import (
 	"context"
+	"errors"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/tollgate-auth/tollgate/internal/redistest"
 	"github.com/tollgate-auth/tollgate/issuer/store"
+	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
 	"github.com/tollgate-auth/tollgate/issuer/store/redisstore"
 )
 
@@ -178,4 +181,71 @@ func fill(b *testing.B, st store.Store, n int) {
 		})
 	}
 	wg.Wait()
+}
+
+// loadingStore is a real store whose subscription the test drives by hand and whose Scan
+// fails while loading is set, as Redis answers LOADING while it reads its data back after a
+// restart (SUBSCRIBE is served then; SCAN is not).
+type loadingStore struct {
+	store.Store
+	sub     store.Subscriber
+	loading atomic.Int32 // Scans still to fail
+}
+
+func (l *loadingStore) Subscribe(_ context.Context, _ string, sub store.Subscriber) error {
+	l.sub = sub
+	sub.Resync()
+	return nil
+}
+
+func (l *loadingStore) Scan(ctx context.Context, b store.Bucket, fn func(string, []byte) error) error {
+	if l.loading.Add(-1) >= 0 {
+		return errors.New("LOADING Redis is loading the dataset in memory")
+	}
+	return l.Store.Scan(ctx, b, fn)
+}
+
+// TestWatchRetriesFailedReread: the subscription comes back but its reread fails (the store
+// is not ready yet): the reread is tried again until it succeeds, so a revocation made by
+// another node during the outage reaches this node's copy without another reconnection.
+func TestWatchRetriesFailedReread(t *testing.T) {
+	for _, failures := range []int32{1, 2} {
+		t.Run(strconv.Itoa(int(failures)), func(t *testing.T) {
+			raw, err := bolt.Open(filepath.Join(t.TempDir(), "t.db"), bolt.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { raw.Close() })
+			l := &loadingStore{Store: raw}
+			node := New(l, Options{})
+			d := NewDenyList()
+			var outcomes sync.Map // attempt → error string
+			var attempts atomic.Int32
+			if err := node.Watch(t.Context(), d, func(err error) {
+				outcomes.Store(attempts.Add(1), err)
+			}, nil); err != nil {
+				t.Fatal(err)
+			}
+			jti := NewID()
+			if err := New(raw, Options{}).Deny(t.Context(), jti, time.Now().Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			l.loading.Store(failures)
+			l.sub.Resync() // back, but the store cannot answer a Scan yet
+			deadline := time.Now().Add(rereadRetryMin*(1<<failures) + 2*time.Second)
+			for !d.Revoked(jti) {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d failed rereads: the revocation made during the outage never reached this node (%d rereads)", failures, attempts.Load())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			last, _ := outcomes.Load(attempts.Load())
+			if last != nil && last.(error) != nil {
+				t.Fatalf("the last reread reported %v", last)
+			}
+			if got, want := attempts.Load(), 2+failures; got != want { // start, the failures, the success
+				t.Fatalf("%d rereads reported, want %d", got, want)
+			}
+		})
+	}
 }
