@@ -207,9 +207,16 @@ func openRedis(cfg *StorageConfig, defaultName string) (store.Store, string, err
 			return nil, err
 		}
 		// Whether acknowledged grants survive a failover depends on this; say it once.
-		caddy.Log().Named("tollgate.redis").Info("redis store open",
+		log := caddy.Log().Named("tollgate.redis")
+		log.Info("redis store open",
 			zap.String("backend", backend), zap.String("key_prefix", opts.KeyPrefix),
 			zap.Int("min_replicas", st.MinReplicas()), zap.Duration("replica_timeout", st.ReplicaTimeout()))
+		if cfg.MinReplicas == nil && st.MinReplicas() == 0 && (backend == "redis_cluster" || redisstore.IsSentinelURL(url)) {
+			// The default is chosen once, now: a replica that was down at this moment (a
+			// rolling restart) leaves every write unconfirmed until Caddy restarts.
+			log.Warn("no replica was connected when the store opened, so writes do not wait for one and a failover may lose acknowledged refresh tokens and revocations; set min_replicas explicitly",
+				zap.String("backend", backend))
+		}
 		return pooledStore{st}, nil
 	})
 	if err != nil {

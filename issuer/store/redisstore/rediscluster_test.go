@@ -207,6 +207,9 @@ func TestClusterOpenErrors(t *testing.T) {
 		{"Refused", "redis://u:" + secret + "@" + closed + "?addr=" + closed, "redis://u:xxxxx@" + closed, true},
 		{"MasterName", "redis://u:" + secret + "@" + closed + "?master_name=m", "unexpected option: master_name", false},
 		{"Scheme", "http://u:" + secret + "@" + closed, "invalid URL scheme", false},
+		{"ReadOnly", "redis://u:" + secret + "@" + closed + "?read_only=true", "not supported", false},
+		{"RouteRandomly", "redis://" + closed + "?route_randomly=true", "not supported", false},
+		{"RouteByLatency", "redis://" + closed + "?route_by_latency=true", "not supported", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()

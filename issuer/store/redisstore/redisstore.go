@@ -365,6 +365,9 @@ func CheckClusterURL(rawURL string) error {
 
 // isFailoverURL says whether rawURL names a master through Sentinel: it has a master_name
 // parameter.
+// IsSentinelURL says whether rawURL names Sentinels (it has a master_name), not one server.
+func IsSentinelURL(rawURL string) bool { return isFailoverURL(rawURL) }
+
 func isFailoverURL(rawURL string) bool {
 	u, err := url.Parse(rawURL)
 	return err == nil && u.Query().Has("master_name")
@@ -393,8 +396,14 @@ func parseFailoverURL(rawURL string) (*redis.FailoverOptions, error) {
 		return nil, err
 	}
 	fo, err := redis.ParseFailoverURL(rawURL)
-	if err == nil && fo.MasterName == "" {
+	switch {
+	case err != nil:
+	case fo.MasterName == "":
 		err = errors.New("master_name is empty")
+	case fo.RouteByLatency || fo.RouteRandomly || fo.ReplicaOnly || fo.UseDisconnectedReplicas:
+		// go-redis panics on the first two with a failover client; all of them send reads
+		// to replicas, which may not have a revocation or a rotation yet.
+		err = errors.New("route_by_latency, route_randomly, replica_only and use_disconnected_replicas are not supported: every command must reach the master")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("store/redis: open %s: %s", redact(rawURL), scrub(err.Error(), rawURL))
@@ -409,6 +418,10 @@ func parseClusterURL(rawURL string) (*redis.ClusterOptions, error) {
 		return nil, err
 	}
 	co, err := redis.ParseClusterURL(rawURL)
+	if err == nil && (co.ReadOnly || co.RouteByLatency || co.RouteRandomly) {
+		// They send reads to replicas, which may not have a revocation or a rotation yet.
+		err = errors.New("read_only, route_by_latency and route_randomly are not supported: every command must reach a master")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store/redis: open %s: %s", redact(rawURL), scrub(err.Error(), rawURL))
 	}

@@ -159,6 +159,14 @@ func TestSentinelOpenErrors(t *testing.T) {
 			[]string{"not a valid URL", "redis://xxxxx@" + closed + "/0?master_name=m&password=xxxxx"}, false},
 		{"AddrWithoutMasterName", "redis://:" + masterSecret + "@" + closed + "/0?addr=" + closed,
 			[]string{"unexpected option: addr", "master_name"}, false},
+		// go-redis panics on the first two (a failover client cannot route reads), and all of
+		// them would read from replicas that may lack a revocation.
+		{"RouteRandomly", "redis://" + closed + "/0?master_name=m&route_randomly=true&password=" + masterSecret,
+			[]string{"not supported", "password=xxxxx"}, false},
+		{"RouteByLatency", "redis://" + closed + "/0?master_name=m&route_by_latency=true",
+			[]string{"not supported"}, false},
+		{"ReplicaOnly", "redis://" + closed + "/0?master_name=m&replica_only=true",
+			[]string{"not supported"}, false},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
