@@ -16,6 +16,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/tollgate-auth/tollgate/internal/redistest"
+	"github.com/tollgate-auth/tollgate/issuer/keys"
 	"github.com/tollgate-auth/tollgate/issuer/state"
 	"github.com/tollgate-auth/tollgate/issuer/store"
 	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
@@ -47,7 +48,8 @@ func clusterConfig(t testing.TB) Config {
 }
 
 // clusters returns the three shapes every cross-node guarantee is tested on: one node, two
-// nodes on one bolt file, two nodes on one Redis (with a store each, as two processes have).
+// nodes on one bolt file, two nodes on one Redis (with a store each, as two processes have),
+// and two nodes on a three-master Redis Cluster with replicas.
 func clusters(t *testing.T, cfg Config) []*cluster {
 	t.Helper()
 	newNode := func(st store.Store) *Server {
@@ -81,7 +83,21 @@ func clusters(t *testing.T, cfg Config) []*cluster {
 		t.Cleanup(func() { st.Close() })
 		redisNodes = append(redisNodes, newNode(st))
 	}
-	return append(out, &cluster{name: "two nodes on one Redis", nodes: redisNodes})
+	out = append(out, &cluster{name: "two nodes on one Redis", nodes: redisNodes})
+	// A Redis Cluster of three masters, each with a replica, and every durable write waiting
+	// for it: the guarantees must not rest on a whole bucket living on one master.
+	rc := redistest.StartCluster(t, 3, 1)
+	var clusterNodes []*Server
+	for range 2 {
+		st, err := redisstore.OpenCluster(context.Background(), rc.URL(), redisstore.Options{
+			DurableBuckets: append(state.DurableBuckets(), keys.Bucket), MinReplicas: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { st.Close() })
+		clusterNodes = append(clusterNodes, newNode(st))
+	}
+	return append(out, &cluster{name: "two nodes on a Redis Cluster", nodes: clusterNodes})
 }
 
 // tokenOf posts a token request to s and decodes a 200 answer; it returns the status.
