@@ -36,6 +36,9 @@ func init() {
 //	DELETE /tollgate/users/<name>/sessions                     sign the user out everywhere: 204
 //	DELETE /tollgate/users/<name>/sessions/<handle>            end one session: 204, 404 if unknown
 //	DELETE /tollgate/users/<name>/refresh_families/<handle>    revoke one family and its access tokens: 204 / 404
+//	GET    /tollgate/users/<name>/passkeys                     {"passkeys": [{"id", "created", "last_used"}]}
+//	DELETE /tollgate/users/<name>/passkeys                     remove every passkey of the user: 204
+//	DELETE /tollgate/users/<name>/passkeys/<id>                remove one passkey: 204, 404 if unknown
 //
 // Each takes ?issuer=<issuer URL>, which may be left out while exactly one issuer runs. Path
 // segments are URL-decoded once (a user name may hold "@"); an empty one, or one holding "/"
@@ -210,6 +213,43 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 			return nil
 		}
 		return adminUserSessions(w, r, s, parts[1])
+	case len(parts) == 3 && parts[0] == "users" && parts[2] == "passkeys":
+		if err := methods(w, r, http.MethodGet, http.MethodDelete); err != nil {
+			return err
+		}
+		s, err := pickIssuer(r)
+		if err != nil {
+			return err
+		}
+		if r.Method == http.MethodDelete {
+			if _, err := s.RemoveUserPasskeys(r.Context(), parts[1]); err != nil {
+				return storeError(err)
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return nil
+		}
+		keys, err := s.UserPasskeys(r.Context(), parts[1])
+		if err != nil {
+			return storeError(err)
+		}
+		return writeJSON(w, http.StatusOK, map[string]any{"passkeys": keys})
+	case len(parts) == 4 && parts[0] == "users" && parts[2] == "passkeys":
+		if err := methods(w, r, http.MethodDelete); err != nil {
+			return err
+		}
+		s, err := pickIssuer(r)
+		if err != nil {
+			return err
+		}
+		removed, err := s.RemoveUserPasskey(r.Context(), parts[1], parts[3])
+		if err != nil {
+			return storeError(err)
+		}
+		if !removed {
+			return adminError(http.StatusNotFound, "user %q has no passkey %q", parts[1], parts[3])
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return nil
 	case len(parts) == 4 && parts[0] == "users" && (parts[2] == "sessions" || parts[2] == "refresh_families"):
 		if err := methods(w, r, http.MethodDelete); err != nil {
 			return err

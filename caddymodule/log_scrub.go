@@ -3,6 +3,8 @@ package caddymodule
 import (
 	"net/http"
 	"net/url"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -17,6 +19,16 @@ import (
 
 // secretParams are the parameters of a redirect that are never logged.
 var secretParams = []string{"code", "access_token", "id_token", "refresh_token", "user_code"}
+
+// upstreamStartParams are also never logged in the redirect of an upstream sign-in's start to
+// the provider (one whose redirect_uri is an upstream callback): its state takes the sign-in
+// at the callback, and its nonce goes into the provider's ID token. The callback's own request
+// URI (code and state) is in Caddy's access log as it came, which no handler can change: the
+// README's "Sign in with another OpenID provider" has the log filter that redacts it.
+var upstreamStartParams = []string{"state", "nonce"}
+
+// upstreamCallbackPath matches the path of an upstream provider's callback at the issuer.
+var upstreamCallbackPath = regexp.MustCompile(`/oauth2/upstream/[a-z0-9_-]{1,64}/callback$`)
 
 // scrubLoggedHeaders redacts the codes and tokens of a response's Location header once the
 // response has left, so that Caddy's access log does not hold them. It does nothing when a
@@ -62,23 +74,39 @@ func redactURL(raw string) (string, bool) {
 	base, frag, hasFrag := strings.Cut(raw, "#")
 	base, q, hasQuery := strings.Cut(base, "?")
 	changed := false
+	secrets := secretParams
+	if hasQuery && upstreamStart(q) {
+		secrets = append(slices.Clip(secretParams), upstreamStartParams...)
+	}
 	if hasQuery {
 		var c bool
-		q, c = redactParams(q)
+		q, c = redactParams(q, secrets)
 		changed = changed || c
 		base += "?" + q
 	}
 	if hasFrag {
 		var c bool
-		frag, c = redactParams(frag)
+		frag, c = redactParams(frag, secrets)
 		changed = changed || c
 		base += "#" + frag
 	}
 	return base, changed
 }
 
-// redactParams redacts the secret values of a form-encoded parameter list, keeping its order.
-func redactParams(s string) (string, bool) {
+// upstreamStart reports whether the query q is that of a redirect to an upstream provider: its
+// redirect_uri is an upstream callback of the issuer.
+func upstreamStart(q string) bool {
+	v, err := url.ParseQuery(q)
+	if err != nil && len(v) == 0 {
+		return false
+	}
+	ru, err := url.Parse(v.Get("redirect_uri"))
+	return err == nil && upstreamCallbackPath.MatchString(ru.Path)
+}
+
+// redactParams redacts the values of secretParams (secrets) in a form-encoded parameter list,
+// keeping its order.
+func redactParams(s string, secretParams []string) (string, bool) {
 	parts := strings.Split(s, "&")
 	changed := false
 	for i, p := range parts {

@@ -63,3 +63,22 @@ func TestShownURL(t *testing.T) {
 		}
 	}
 }
+
+// TestRedactUpstreamStart: the redirect of an upstream sign-in's start to the provider has its
+// state and nonce redacted for the access log (they take and finish the sign-in); a client's
+// redirect keeps its state, and a redirect elsewhere with a state keeps it.
+func TestRedactUpstreamStart(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://idp.test/authorize?client_id=tollgate&code_challenge=c&code_challenge_method=S256&nonce=the-nonce&prompt=login" +
+			"&redirect_uri=https%3A%2F%2Fauth.test%2Foauth2%2Fupstream%2Fcorp%2Fcallback&response_type=code&scope=openid&state=the-state": "https://idp.test/authorize?client_id=tollgate&code_challenge=c&code_challenge_method=S256&nonce=REDACTED&prompt=login" +
+			"&redirect_uri=https%3A%2F%2Fauth.test%2Foauth2%2Fupstream%2Fcorp%2Fcallback&response_type=code&scope=openid&state=REDACTED",
+		// under a path, a plain OAuth provider (no nonce)
+		"https://github.test/login/oauth/authorize?state=the-state&redirect_uri=https://auth.test/idp/oauth2/upstream/gh_1/callback": "https://github.test/login/oauth/authorize?state=REDACTED&redirect_uri=https://auth.test/idp/oauth2/upstream/gh_1/callback",
+		"https://app.test/cb?code=the-code&state=s1":                                          "https://app.test/cb?code=REDACTED&state=s1",
+		"https://app.test/cb?state=s1&redirect_uri=https://x.test/oauth2/upstream/corp/other": "https://app.test/cb?state=s1&redirect_uri=https://x.test/oauth2/upstream/corp/other",
+	} {
+		if got, _ := redactURL(in); got != want {
+			t.Errorf("redactURL(%q)\n = %q\nwant %q", in, got, want)
+		}
+	}
+}

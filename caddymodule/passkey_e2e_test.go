@@ -26,7 +26,8 @@ import (
 // domain) against the issuer in Caddy at http://localhost:<port>. Alice signs in with her
 // password, registers a passkey on the account page, and a fresh authorization signs in with
 // the passkey alone; the relying party's ID token is alice's. After a reload with `passkeys
-// required`, her password is refused with a clear message and the passkey still works.
+// required`, her password is refused — with the message a wrong password gets — and the
+// passkey still works.
 func TestEndToEndPasskeys(t *testing.T) {
 	ctx := browsertest.New(t)
 	hash, _ := bcrypt.GenerateFromPassword([]byte("wonderland"), bcrypt.MinCost)
@@ -213,10 +214,37 @@ http://localhost:%[6]s {
 	if err := chromedp.Do(ctx, steps...); err != nil {
 		t.Fatal(err)
 	}
-	if msg := browsertest.Text(t, ctx, "#error"); !strings.Contains(msg, "signs in with a passkey") {
+	if msg := browsertest.Text(t, ctx, "#error"); !strings.Contains(msg, "If this account has a passkey, sign in with it") {
 		t.Fatalf("password of a passkey user with passkeys required: %q", msg)
 	}
 	if got := passkeySignIn(); got != "sub alice" {
 		t.Fatalf("passkey sign-in with passkeys required: relying party says %q", got)
 	}
+}
+
+// TestAdminAPIUserPasskeys: the admin API's passkey routes, after the per-user routes: a
+// listing ({"passkeys": […]}, empty for a user without any), removing all (204, also when
+// there are none), removing one (404 when the user has no such passkey), and 405 for other
+// methods. issuer.TestAdminUserPasskeys covers what they do with real passkeys.
+func TestAdminAPIUserPasskeys(t *testing.T) {
+	s := newAdminSetup(t)
+	for _, path := range []string{s.onA("/tollgate/users/alice/passkeys"), s.onA("/tollgate/users/bob%40example.com/passkeys")} {
+		if body := s.want(t, 200, "GET", path, ""); body != `{"passkeys":[]}` {
+			t.Errorf("GET %s: %s", path, body)
+		}
+	}
+	s.want(t, 204, "DELETE", s.onA("/tollgate/users/alice/passkeys"), "")
+	if body := s.want(t, 404, "DELETE", s.onA("/tollgate/users/alice/passkeys/AAAA"), ""); !strings.Contains(body, "no passkey") {
+		t.Errorf("DELETE an unknown passkey: %s", body)
+	}
+	for _, tc := range []struct{ method, path, allow string }{
+		{"PATCH", s.onA("/tollgate/users/alice/passkeys"), "GET, DELETE"},
+		{"GET", s.onA("/tollgate/users/alice/passkeys/AAAA"), "DELETE"},
+	} {
+		status, h, body := s.do(t, tc.method, tc.path, "")
+		if status != 405 || h.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d Allow %q %s", tc.method, tc.path, status, h.Get("Allow"), body)
+		}
+	}
+	s.want(t, 400, "GET", "/tollgate/users/alice/passkeys", "") // two issuers run: name one
 }

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
@@ -31,6 +32,7 @@ import (
 
 	_ "github.com/tollgate-auth/tollgate/caddymodule"
 	"github.com/tollgate-auth/tollgate/internal/browsertest"
+	"github.com/tollgate-auth/tollgate/internal/pagetest"
 )
 
 // TestEndToEndUpstreamSignIn: one Tollgate (a separate Caddy process) is the upstream OpenID
@@ -227,7 +229,11 @@ func TestEndToEndUpstreamSignIn(t *testing.T) {
 		do(chromedp.Navigate(rp.URL + "/again"))
 		waitAt(t, ctx, downURL, `[data-upstream=corp]`)
 		do(chromedp.Click(chromedp.CSS(`[data-upstream=corp]`)))
-		waitAt(t, ctx, downURL, `#error`) // the upstream remembers alice and her consent
+		// prompt=login goes on to the upstream, which asks for the password again (it
+		// remembers her consent).
+		waitAt(t, ctx, upURL, `input[name=username]`)
+		do(browsertest.SignIn("alice", "wonderland")...)
+		waitAt(t, ctx, downURL, `#error`)
 		if got := browsertest.Text(t, ctx, "#error"); got != "Signing in with Corp SSO did not work. Try again, or sign in another way." {
 			t.Fatalf("%s: %q", mode, got)
 		}
@@ -418,4 +424,136 @@ func waitAt(t *testing.T, ctx context.Context, origin, sel string) {
 	loc, _ := chromedp.Run(ctx, chromedp.Location())
 	page, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html")))
 	t.Fatalf("no %s at %s; the browser is at %s:\n%s", sel, origin, loc, page)
+}
+
+// upstreamLogFilter is the README's access-log filter for the upstream callback's query.
+const upstreamLogFilter = `request>uri regexp "^(.*/oauth2/upstream/[^/?]+/callback)[?].*$" "$1?REDACTED"`
+
+// TestUpstreamSecretsNotInAccessLog: an upstream sign-in (one Tollgate the provider of another,
+// both in this process) through the start, the provider and the callback leaves none of the
+// provider's code, the state or the nonce in the downstream's access log, with the README's log
+// filter: the start's Location is redacted by the handler, the callback's URI by the filter.
+func TestUpstreamSecretsNotInAccessLog(t *testing.T) {
+	dir := t.TempDir()
+	ports := freePorts(t, 2)
+	upURL, downURL := "http://127.0.0.2:"+ports[0], "http://127.0.0.1:"+ports[1]
+	hash, _ := bcrypt.GenerateFromPassword([]byte("alice-password-value"), bcrypt.MinCost)
+	accessLog := filepath.Join(dir, "down-access.log")
+	loadInProcess(t, fmt.Sprintf(`{
+	admin off
+	persist_config off
+	auto_https off
+	log {
+		level ERROR
+	}
+}
+
+%[1]s {
+	bind 127.0.0.2
+	oauth_issuer {
+		issuer %[1]s
+		storage bolt %[3]s
+		user alice %[4]s {
+			claim email alice@corp.example
+			claim email_verified true
+		}
+		client tollgate-down {
+			secret down-secret-0123456789abcdef0123456789
+			redirect_uri %[2]s/oauth2/upstream/corp/callback
+			grants authorization_code
+			scopes openid email profile
+		}
+	}
+}
+
+%[2]s {
+	bind 127.0.0.1
+	log {
+		output file %[6]s
+		format filter {
+			%[7]s
+		}
+	}
+	oauth_issuer {
+		issuer %[2]s
+		storage bolt %[5]s
+		upstream corp {
+			issuer %[1]s
+			client_id tollgate-down
+			client_secret down-secret-0123456789abcdef0123456789
+			name "Corp SSO"
+		}
+		client webapp {
+			secret webapp-secret
+			redirect_uri http://127.0.0.1/callback
+			grants authorization_code
+			scopes openid email profile
+		}
+	}
+}
+`, upURL, downURL, quoteCaddyfile(filepath.Join(dir, "up.db")), hash, quoteCaddyfile(filepath.Join(dir, "down.db")),
+		quoteCaddyfile(accessLog), upstreamLogFilter))
+	waitForMetadata(t, upURL, nil)
+	waitForMetadata(t, downURL, nil)
+
+	jar, _ := cookiejar.New(nil)
+	down, up := newPageClientJar(t, downURL, jar), newPageClientJar(t, upURL, jar)
+	resp, _ := down.do("GET", "/oauth2/authorize?"+url.Values{"client_id": {"webapp"}, "redirect_uri": {"http://127.0.0.1/callback"},
+		"response_type": {"code"}, "scope": {"openid email"}, "state": {"client-state"}}.Encode(), nil)
+	loginPage := resp.Header.Get("Location")
+	if !strings.HasPrefix(loginPage, "/oauth2/login?") {
+		t.Fatalf("authorize: %d %q", resp.StatusCode, loginPage)
+	}
+	// The downstream's discovery of the upstream may have failed while it was starting: it is
+	// tried again after a few seconds.
+	var start *url.URL
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		_, page := down.do("GET", loginPage, nil)
+		resp, _ = down.do("POST", "/oauth2/upstream/corp/start", pagetest.HiddenFields(page))
+		if resp.StatusCode == http.StatusSeeOther {
+			start, _ = url.Parse(resp.Header.Get("Location"))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("start: %d", resp.StatusCode)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	secrets := map[string]string{"state": start.Query().Get("state"), "nonce": start.Query().Get("nonce")}
+	resp, body := up.follow(up.do("GET", start.String(), nil))
+	callback, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || !strings.HasPrefix(callback.String(), downURL+"/oauth2/upstream/corp/callback?") {
+		t.Fatalf("the upstream answered %d %q: %.300s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	secrets["upstream code"] = callback.Query().Get("code")
+	resp, body = down.follow(down.do("GET", callback.String(), nil))
+	back, _ := url.Parse(resp.Header.Get("Location"))
+	if back == nil || back.Host != "127.0.0.1" || back.Query().Get("code") == "" {
+		t.Fatalf("no code for the client: %d %q: %.300s", resp.StatusCode, resp.Header.Get("Location"), body)
+	}
+	secrets["client code"] = back.Query().Get("code")
+	for what, v := range secrets {
+		if len(v) < 16 {
+			t.Fatalf("%s %q: too short to search for", what, v)
+		}
+	}
+
+	if err := caddy.Stop(); err != nil { // every access-log line written
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(accessLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logged := string(raw)
+	for _, want := range []string{`"uri":"/oauth2/upstream/corp/callback?REDACTED"`, `state=REDACTED`, `nonce=REDACTED`} {
+		if !strings.Contains(logged, want) {
+			t.Errorf("the access log has no %s:\n%s", want, logged)
+		}
+	}
+	for what, v := range secrets {
+		if strings.Contains(logged, v) {
+			t.Errorf("the access log holds the %s", what)
+		}
+	}
 }

@@ -91,6 +91,8 @@ func (s *Server) serveAccount(w http.ResponseWriter, r *http.Request) {
 			s.errorPage(w, r, errServer(err))
 			return
 		}
+		// Adding a passkey needs a recent sign-in (passkey.go); the begin refuses it anyway.
+		d.PasskeySignInAgain = !freshSignIn(sess, time.Now(), PasskeyFreshSignIn)
 	}
 	ui.Account(w, d)
 }

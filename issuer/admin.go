@@ -1,7 +1,10 @@
 package issuer
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -18,12 +21,16 @@ import (
 //	admin_session_ended          sub handle            an operator ended one browser session of the user
 //	admin_family_revoked         sub client_id handle  an operator revoked one refresh family (its access tokens denied)
 //	admin_signed_out_everywhere  sub                   an operator ended every session and refresh family of the user
+//	admin_passkey_removed        sub passkey           an operator removed one passkey of the user (passkey: its credential id)
+//	admin_passkeys_removed       sub count             an operator removed every passkey of the user
 //
 // A handle is a store key (a SHA-256 hash), not a credential; no line holds a secret.
 const (
 	AuditAdminSessionEnded        = "admin_session_ended"
 	AuditAdminFamilyRevoked       = "admin_family_revoked"
 	AuditAdminSignedOutEverywhere = "admin_signed_out_everywhere"
+	AuditAdminPasskeyRemoved      = "admin_passkey_removed"
+	AuditAdminPasskeysRemoved     = "admin_passkeys_removed"
 )
 
 // viaAdminField marks an audit line as the operator's.
@@ -109,4 +116,57 @@ func (s *Server) AdminSignOutEverywhere(ctx context.Context, user string) error 
 	}
 	s.auditAdmin(AuditAdminSignedOutEverywhere, viaAdminField, subField(user))
 	return nil
+}
+
+// PasskeyInfo is a registered passkey of a user, as the operator sees it. ID is its WebAuthn
+// credential id (base64url), which is public (the browser shows it to any page of the RP); it
+// names the passkey for RemoveUserPasskey. LastUsed is nil when it never signed in.
+type PasskeyInfo struct {
+	ID       string     `json:"id"`
+	Created  time.Time  `json:"created"`
+	LastUsed *time.Time `json:"last_used,omitempty"`
+}
+
+// UserPasskeys lists user's passkeys, oldest first. Signing a user out everywhere leaves
+// their passkeys, which sign in again: an operator removes one that should not be there (a
+// user who is not signed in cannot) with RemoveUserPasskey or RemoveUserPasskeys.
+func (s *Server) UserPasskeys(ctx context.Context, user string) ([]PasskeyInfo, error) {
+	_, keys, err := s.state.PasskeysOf(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PasskeyInfo, 0, len(keys))
+	for id, pk := range keys {
+		p := PasskeyInfo{ID: id, Created: time.Unix(pk.Created, 0).UTC()}
+		if pk.LastUsed != 0 {
+			t := time.Unix(pk.LastUsed, 0).UTC()
+			p.LastUsed = &t
+		}
+		out = append(out, p)
+	}
+	slices.SortFunc(out, func(a, b PasskeyInfo) int {
+		return cmp.Or(a.Created.Compare(b.Created), strings.Compare(a.ID, b.ID))
+	})
+	return out, nil
+}
+
+// RemoveUserPasskey removes user's passkey id (from UserPasskeys): it signs nobody in any
+// more. It reports whether user had it; a passkey of another user is left alone and reports
+// false.
+func (s *Server) RemoveUserPasskey(ctx context.Context, user, id string) (bool, error) {
+	removed, err := s.state.RemovePasskey(ctx, user, id)
+	if removed && err == nil {
+		s.auditAdmin(AuditAdminPasskeyRemoved, viaAdminField, subField(user), zap.String("passkey", id))
+	}
+	return removed, err
+}
+
+// RemoveUserPasskeys removes every passkey of user and returns how many there were; with
+// `passkeys required`, the user's password works again.
+func (s *Server) RemoveUserPasskeys(ctx context.Context, user string) (int, error) {
+	n, err := s.state.RemovePasskeysOf(ctx, user)
+	if err == nil {
+		s.auditAdmin(AuditAdminPasskeysRemoved, viaAdminField, subField(user), zap.Int("count", n))
+	}
+	return n, err
 }

@@ -111,9 +111,12 @@ func (s *Server) signInFailed(r *http.Request, c *client, method, limit string) 
 	if method == methodPasswordGrant {
 		event = AuditPasswordGrantFailed
 	}
-	if limit == "" {
+	switch limit {
+	case "":
 		s.audit(r, event, clientField(c), zap.String("reason", reasonBadCreds))
-	} else {
+	case refusedPasskeyOnly: // a right password of a user who must use a passkey
+		s.audit(r, event, clientField(c), zap.String("reason", refusedPasskeyOnly))
+	default:
 		s.audit(r, event, clientField(c), zap.String("reason", reasonThrottled), zap.String("limit", limit))
 	}
 }

@@ -49,9 +49,9 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		s.errorPage(w, r, errServer(err))
 		return
-	case refused == refusedPasskeyOnly: // passkey.go; the password was right
-		s.passwordRefusedForPasskey(r, c)
-		s.renderLogin(w, r, http.StatusUnauthorized, id, p, c, name, errPasskeyOnly)
+	case refused == refusedPasskeyOnly: // passkey.go; the password was right, said as a wrong one
+		s.signInFailed(r, c, methodPage, refused)
+		s.renderLogin(w, r, http.StatusUnauthorized, id, p, c, name, s.badCredentialsMessage())
 		return
 	case refused != "":
 		s.signInFailed(r, c, methodPage, refused)
@@ -59,7 +59,7 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	case user == nil:
 		s.signInFailed(r, c, methodPage, "")
-		s.renderLogin(w, r, http.StatusUnauthorized, id, p, c, name, errBadCredentials)
+		s.renderLogin(w, r, http.StatusUnauthorized, id, p, c, name, s.badCredentialsMessage())
 		return
 	}
 	if _, err := s.startSession(w, r, user.Name); err != nil {

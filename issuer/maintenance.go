@@ -174,11 +174,13 @@ func (h *denyListHealth) isStale() bool {
 const denyListSubscribeWait = 5 * time.Second
 
 // maintain runs the background upkeep until Close: key rotation, and key reloads so keys
-// rotated by another node are picked up.
+// rotated by another node are picked up; and the sweep of removed users' passkeys.
 func (s *Server) maintain(ctx context.Context) {
 	defer close(s.done)
 	keyTick := time.NewTicker(keyUpkeep)
 	defer keyTick.Stop()
+	passkeyTick := time.NewTicker(passkeySweepEvery)
+	defer passkeyTick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -187,6 +189,8 @@ func (s *Server) maintain(ctx context.Context) {
 			if err := s.keys.Rotate(ctx, s.rotation()); err != nil && ctx.Err() == nil {
 				s.log.Warn("signing key upkeep failed", zap.Error(err))
 			}
+		case <-passkeyTick.C:
+			s.sweepPasskeys(ctx, time.Now()) // passkeys of removed users (passkey.go)
 		}
 	}
 }

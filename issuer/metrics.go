@@ -213,7 +213,7 @@ func (s *Server) countSignInFailure(method, limit string) {
 		return
 	}
 	reason := reasonBadCreds
-	if limit != "" {
+	if limit != "" && limit != refusedPasskeyOnly { // passkey_required is a refusal, not a throttle
 		reason = reasonThrottled
 		s.metrics.throttled.WithLabelValues(limit).Inc()
 	}

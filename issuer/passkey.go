@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
@@ -51,6 +52,22 @@ const (
 	// refusedPasskeyOnly is what signIn returns as refused for a right password of a user
 	// who must sign in with a passkey (Config.Passkeys "required").
 	refusedPasskeyOnly = "passkey_required"
+	// PasskeyFreshSignIn is how recent the signed-in user's sign-in must be to add a passkey:
+	// the session's AuthTime (when the user last entered the password, used a passkey, or was
+	// signed in by an upstream provider) at most this long ago when the registration begins,
+	// and at most this plus passkeyCeremonyTTL when it finishes. A stolen session cookie, or a
+	// browser left signed in, can then not add a passkey — which would sign its holder in for
+	// good, and with `passkeys required` turn the password off — without the user's password
+	// (or passkey). The account page asks an older session to sign in again.
+	PasskeyFreshSignIn = 5 * time.Minute
+	// passkeySweepEvery is how often each node looks for passkeys of users that no longer
+	// exist (sweepPasskeys, from the background upkeep).
+	passkeySweepEvery = time.Minute
+	// passkeyMissingFor is how long a user must have been missing, on consecutive sweeps of
+	// one node, before the sweep deletes their passkeys: one sweep interval (a minute), less
+	// 2 s for the timer's jitter — else two sweeps a tick apart would miss it by milliseconds
+	// half the time, and the deletion would wait a minute more.
+	passkeyMissingFor = passkeySweepEvery - 2*time.Second
 )
 
 // Audit events of passkeys (see audit.go for the others).
@@ -60,6 +77,10 @@ const (
 	// AuditPasskeyCloned: a sign-in whose sign counter did not increase was refused — the
 	// passkey may have been copied to another authenticator.
 	AuditPasskeyCloned = "passkey_clone_suspected"
+	// AuditPasskeysDeleted (sub, count, reason user_gone, via sign_in or sweep): the passkeys
+	// of a user who no longer exists were deleted, so a user of that name made later does not
+	// inherit them.
+	AuditPasskeysDeleted = "passkeys_deleted"
 )
 
 // CheckPasskeys checks the passkeys setting of an issuer: off, on or required, and on or
@@ -189,16 +210,46 @@ func (s *Server) passkeyForm(begin, finish string) *ui.PasskeyForm {
 	return &ui.PasskeyForm{Begin: s.base + begin, Finish: s.base + finish}
 }
 
-// passwordRefusedForPasskey records a right password of a user who must use a passkey: a
-// failed sign-in (it was counted as one), with its own reason.
-func (s *Server) passwordRefusedForPasskey(r *http.Request, c *client) {
-	s.countSignInFailure(methodPage, "")
-	s.audit(r, AuditSignInFailed, clientField(c), zap.String("reason", refusedPasskeyOnly))
+// errBadCredentialsPasskey is the sign-in page's one message, while any user must sign in
+// with a passkey, for a wrong password, an unknown user and a right password of a user whose
+// password is off (passkey_required): were the last told apart, the page would confirm a
+// guessed password. The audit log keeps the reasons apart, for the operator.
+const errBadCredentialsPasskey = "The username or password is incorrect. If this account has a passkey, sign in with it."
+
+// badCredentialsMessage is the sign-in page's message for a refused password.
+func (s *Server) badCredentialsMessage() string {
+	if s.passkeysRequiredAnywhere() {
+		return errBadCredentialsPasskey
+	}
+	return errBadCredentials
 }
 
-// errPasskeyOnly is the sign-in page's message for it: shown only after the password was
-// verified, so it tells nothing to someone who does not know the password.
-const errPasskeyOnly = "This account signs in with a passkey. Use “Sign in with a passkey” instead of the password."
+// passkeysRequiredAnywhere reports whether some user's password may be off: passkeys are
+// required for everyone, or for at least one user.
+func (s *Server) passkeysRequiredAnywhere() bool {
+	if !s.passkeysOn() {
+		return false
+	}
+	if s.cfg.Passkeys == PasskeysRequired {
+		return true
+	}
+	for _, u := range s.cfg.Users {
+		if u.PasskeysRequired {
+			return true
+		}
+	}
+	return false
+}
+
+// freshSignIn reports whether sess was signed in at most within ago of now.
+func freshSignIn(sess *state.Session, now time.Time, within time.Duration) bool {
+	return now.Sub(time.Unix(sess.AuthTime, 0)) <= within
+}
+
+// errPasskeyReauth is the register begin's answer (shown by the page's script) for a
+// session signed in longer ago than PasskeyFreshSignIn.
+var errPasskeyReauth = &Error{Code: "login_required", Status: http.StatusForbidden,
+	Description: fmt.Sprintf("To add a passkey, sign in again: you signed in more than %d minutes ago.", int(PasskeyFreshSignIn/time.Minute))}
 
 // accountPasskeys lists user's passkeys for the account page, oldest first.
 func (s *Server) accountPasskeys(ctx context.Context, user string) ([]ui.AccountPasskey, error) {
@@ -242,6 +293,86 @@ func (s *Server) removePasskey(r *http.Request, user, id string) error {
 }
 
 var errNoSuchPasskey = errors.New("no such passkey")
+
+// deleteGonePasskeys deletes every passkey of user, who no longer exists (lookupUser nil), and
+// audits it: via is "sign_in" (r is the sign-in's request) or "sweep" (r is nil).
+func (s *Server) deleteGonePasskeys(ctx context.Context, r *http.Request, user, via string) error {
+	n, err := s.state.RemovePasskeysOf(ctx, user)
+	if err != nil {
+		return err
+	}
+	fields := []zap.Field{subField(user), zap.Int("count", n), zap.String("reason", "user_gone"), zap.String("via", via)}
+	if r != nil {
+		s.audit(r, AuditPasskeysDeleted, fields...)
+	} else {
+		s.auditAdmin(AuditPasskeysDeleted, fields...)
+	}
+	s.log.Info("deleted the passkeys of a user who no longer exists", zap.String("sub", user), zap.Int("count", n),
+		zap.String("via", via))
+	return nil
+}
+
+// passkeySweeper is what a node's sweeps of passkeys remember between them.
+type passkeySweeper struct {
+	mu sync.Mutex
+	// missing are the users that were missing on the last sweep, with when this node first
+	// found them missing on consecutive sweeps.
+	missing map[string]time.Time
+}
+
+// sweepPasskeys deletes the passkeys of users that no longer exist: it scans the passkey users
+// (state.PasskeyUserNames) and asks lookupUser about each. It runs at New and then every
+// passkeySweepEvery on every node; it is store-wide and idempotent, so several nodes sweeping
+// at once is fine. But nodes may disagree for a while about who exists — a node whose users
+// file is older than another's does not know a user the other just added — so a user's
+// passkeys are deleted only once the user has been missing on two consecutive sweeps of this
+// node, at least passkeyMissingFor (about a minute) apart; a user found again, or whose lookup
+// failed, starts over. That leaves a window: a user removed and a different user of the same
+// name added within about two minutes inherits the first one's passkeys, unless one of them
+// tries to sign in with such a passkey meanwhile (servePasskeyLoginFinish deletes them at
+// once). now is the sweep's time (a parameter for the tests).
+func (s *Server) sweepPasskeys(ctx context.Context, now time.Time) {
+	if s.cfg.Passkeys != PasskeysOn && s.cfg.Passkeys != PasskeysRequired {
+		return
+	}
+	sw := &s.passkeySweep
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	names, err := s.state.PasskeyUserNames(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Warn("passkey sweep failed: cannot list the passkey users", zap.Error(err))
+		}
+		return // not a sweep: the next one compares with the last one that ran
+	}
+	next := make(map[string]time.Time)
+	for _, name := range names {
+		u, err := s.lookupUser(ctx, name)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("passkey sweep: cannot look a user up", zap.String("sub", name), zap.Error(err))
+			}
+			continue
+		} else if u != nil {
+			continue
+		}
+		first, seen := sw.missing[name]
+		switch {
+		case !seen:
+			next[name] = now
+		case now.Sub(first) < passkeyMissingFor:
+			next[name] = first
+		default:
+			if err := s.deleteGonePasskeys(ctx, nil, name, "sweep"); err != nil {
+				next[name] = first
+				if ctx.Err() == nil {
+					s.log.Warn("passkey sweep: cannot delete the passkeys of a removed user", zap.String("sub", name), zap.Error(err))
+				}
+			}
+		}
+	}
+	sw.missing = next
+}
 
 // loginPasskeyForm is the sign-in page's passkey button, nil when passkeys are off.
 func (s *Server) loginPasskeyForm() *ui.PasskeyForm {

@@ -1,6 +1,7 @@
 package issuer
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -27,8 +28,10 @@ const (
 	PathPasskeyLoginFinish    = "/oauth2/passkey/login/finish"
 )
 
-// setupPasskeys makes the relying party and adds the ceremony endpoints when passkeys are on.
-func (s *Server) setupPasskeys() error {
+// setupPasskeys makes the relying party and adds the ceremony endpoints when passkeys are on,
+// and sweeps the passkeys of removed users a first time (the upkeep sweeps them every minute
+// after, maintain).
+func (s *Server) setupPasskeys(ctx context.Context) error {
 	if s.cfg.Passkeys != PasskeysOn && s.cfg.Passkeys != PasskeysRequired {
 		return nil
 	}
@@ -41,6 +44,7 @@ func (s *Server) setupPasskeys() error {
 	s.routes[s.base+PathPasskeyRegisterFinish] = http.HandlerFunc(s.servePasskeyRegisterFinish)
 	s.routes[s.base+PathPasskeyLoginBegin] = http.HandlerFunc(s.servePasskeyLoginBegin)
 	s.routes[s.base+PathPasskeyLoginFinish] = http.HandlerFunc(s.servePasskeyLoginFinish)
+	s.sweepPasskeys(ctx, time.Now())
 	return nil
 }
 
@@ -65,6 +69,9 @@ func (s *Server) servePasskeyRegisterBegin(w http.ResponseWriter, r *http.Reques
 		return
 	} else if sess == nil {
 		s.writeJSONError(w, r, &Error{Code: "login_required", Status: http.StatusUnauthorized, Description: "not signed in"})
+		return
+	} else if !freshSignIn(sess, time.Now(), PasskeyFreshSignIn) {
+		s.writeJSONError(w, r, errPasskeyReauth)
 		return
 	}
 	u, _, err := s.loadPasskeyUser(ctx, sess.User, true)
@@ -107,6 +114,9 @@ func (s *Server) servePasskeyRegisterFinish(w http.ResponseWriter, r *http.Reque
 		return
 	}
 	c, sd, e := s.takeCeremony(w, r, ceremonyRegister)
+	if e == nil && !freshSignIn(sess, time.Now(), PasskeyFreshSignIn+passkeyCeremonyTTL) {
+		e = errPasskeyReauth // the begin checked it; the ceremony took longer than it may
+	}
 	if e != nil {
 		s.errorPage(w, r, e)
 		return
@@ -208,7 +218,12 @@ func (s *Server) servePasskeyLoginFinish(w http.ResponseWriter, r *http.Request)
 		if u, err := s.lookupUser(ctx, pk.User); err != nil {
 			return nil, errors.Join(errPasskeyStore, err)
 		} else if u == nil {
-			return nil, errors.New("the credential's user no longer exists")
+			// A user of that name made later must not inherit the passkeys: they go now,
+			// all of them (the sweep, sweepPasskeys, gets the ones never tried).
+			if err := s.deleteGonePasskeys(ctx, r, pk.User, "sign_in"); err != nil {
+				return nil, errors.Join(errPasskeyStore, err)
+			}
+			return nil, errPasskeyUserGone
 		}
 		u, _, err := s.loadPasskeyUser(ctx, pk.User, false)
 		if err != nil {
@@ -302,6 +317,9 @@ func passkeyReason(err error) string {
 // errPasskeyStore marks a store failure while looking up a credential, so that it is answered
 // as one (503/500), not as a passkey that did not verify.
 var errPasskeyStore = errors.New("passkey lookup failed")
+
+// errPasskeyUserGone refuses a passkey whose user no longer exists (its passkeys are deleted).
+var errPasskeyUserGone = errors.New("the credential's user no longer exists")
 
 // setPageHeaders sets the security headers of a page answer.
 func setPageHeaders(w http.ResponseWriter) { ui.SetSecurityHeaders(w.Header()) }

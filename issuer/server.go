@@ -84,6 +84,8 @@ type Server struct {
 	dpop dpopState
 	// rp is the WebAuthn relying party (passkey.go); nil when passkeys are off.
 	rp *webauthn.WebAuthn
+	// passkeySweep is what this node's sweeps of removed users' passkeys remember (passkey.go).
+	passkeySweep passkeySweeper
 }
 
 // CheckConfig checks cfg as New would, without a store and without side effects: no file or key
@@ -250,7 +252,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		// RFC 7591; each client's configuration endpoint (RFC 7592) is in Route.
 		s.routes[s.base+PathRegister] = withRegistrationCORS(s.serveRegister)
 	}
-	if err := s.setupPasskeys(); err != nil { // passkey_endpoint.go
+	if err := s.setupPasskeys(ctx); err != nil { // passkey_endpoint.go
 		stop()
 		return nil, err
 	}

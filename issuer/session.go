@@ -81,12 +81,18 @@ func (s *Server) currentSession(ctx context.Context, r *http.Request) (*state.Se
 // startSession signs the browser in as user, replacing any earlier session (a new id on every
 // sign-in prevents session fixation).
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, user string) (*state.Session, error) {
+	return s.startSessionAt(w, r, user, time.Now())
+}
+
+// startSessionAt is startSession for a user who authenticated at authTime (an upstream
+// provider's auth_time), which becomes the session's auth_time.
+func (s *Server) startSessionAt(w http.ResponseWriter, r *http.Request, user string, authTime time.Time) (*state.Session, error) {
 	if old := s.cookie(r, sessionCookie); old != "" {
 		_ = s.state.DeleteSession(r.Context(), old)
 	}
 	now := time.Now()
 	ttl := time.Duration(s.cfg.SessionTTL)
-	sess := &state.Session{User: user, AuthTime: now.Unix(), Expires: now.Add(ttl).Unix(), Created: now.UnixNano()}
+	sess := &state.Session{User: user, AuthTime: authTime.Unix(), Expires: now.Add(ttl).Unix(), Created: now.UnixNano()}
 	sid := state.NewSecret()
 	if err := s.state.PutSession(r.Context(), sid, *sess, ttl); err != nil {
 		return nil, err

@@ -44,7 +44,7 @@ const (
 
 var throttleLimits = []string{limitSignInAddress, limitSignInUserAddress, limitSignInUser, limitClientAuth, limitUserCode,
 	limitPendingAddress, limitPendingClient, limitDeviceAddress, limitDeviceClient, limitRegistrationAddress,
-	limitRegistrationTotal, limitRegistrationClients, limitPasskeyAddress}
+	limitRegistrationTotal, limitRegistrationClients, limitPasskeyAddress, limitUpstreamAddress}
 
 // window is the current throttle window.
 func window(now time.Time) state.Window { return state.Window{Length: throttleWindow, Now: now} }
@@ -111,15 +111,18 @@ func (s *Server) signIn(ctx context.Context, name, password, ip string) (u *user
 			return nil, limitSignInUser, nil
 		}
 	}
+	// passkeys required (passkey.go): a right password of a user with a passkey signs nobody
+	// in; the attempt stays counted, as a failure is. Read before the password is checked, so
+	// that a right and a wrong password cost the same.
+	off, err := s.passwordOff(ctx, name)
+	if err != nil {
+		return nil, "", err
+	}
 	user, ok := s.users.Authenticate(name, password)
 	if !ok {
 		return nil, "", nil
 	}
-	// passkeys required (passkey.go): a right password of a user with a passkey signs nobody
-	// in, and is said so only now; the attempt stays counted, as a failure is.
-	if off, err := s.passwordOff(ctx, user.Name); err != nil {
-		return nil, "", err
-	} else if off {
+	if off {
 		return nil, refusedPasskeyOnly, nil
 	}
 	if err := s.state.RememberAddress(ctx, user.Name, ip, knownAddressTTL); err != nil {

@@ -384,16 +384,27 @@ func (u *upstream) mapClaims(in map[string]any) map[string]string {
 // allowed reports whether the provider's user may sign in: with allow_domain set, the
 // email's domain must be listed and the provider must say the email is verified.
 func (u *upstream) allowed(in map[string]any) bool {
-	if len(u.cfg.AllowDomains) == 0 {
-		return true
-	}
-	email, _ := in["email"].(string)
-	verified := false
+	return u.allowedEmail(upstreamEmail(in))
+}
+
+// upstreamEmail is the email of the provider's claims, and whether the provider says it is
+// verified.
+func upstreamEmail(in map[string]any) (email string, verified bool) {
+	email, _ = in["email"].(string)
 	switch v := in["email_verified"].(type) {
 	case bool:
 		verified = v
 	case string: // some providers send the JSON string "true"
 		verified = v == "true"
+	}
+	return email, verified
+}
+
+// allowedEmail is allowed for a user with that email, verified or not: at sign-in, and at
+// every later use of the account (lookupUser), against the allow_domain configured then.
+func (u *upstream) allowedEmail(email string, verified bool) bool {
+	if len(u.cfg.AllowDomains) == 0 {
+		return true
 	}
 	at := strings.LastIndexByte(email, '@')
 	if !verified || at <= 0 {

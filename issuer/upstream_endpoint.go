@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -33,7 +34,21 @@ const (
 	msgUpstreamFailed = "Signing in with %s did not work. Try again, or sign in another way."
 	msgUpstreamDenied = "You are not allowed to sign in with %s here. Sign in another way, or ask your administrator."
 	msgUpstreamGone   = "This sign-in has expired, was already used, or began in another browser. Go back to the application and start again."
+	msgUpstreamStale  = "The application asks you to sign in again, and %s did not confirm that you did. Try again, or sign in another way."
 )
+
+// upstreamStartsPerAddress bounds the upstream sign-ins one address may begin in a throttle
+// window (15 minutes): each one is a record in the store until it is used or expires
+// (upstreamLoginTTL). limitUpstreamAddress names that bound in metrics and the audit log.
+const (
+	upstreamStartsPerAddress = 100
+	limitUpstreamAddress     = "upstream_address"
+	msgUpstreamThrottled     = "Too many sign-ins with %s from here. Wait a few minutes and try again."
+)
+
+// upstreamAuthTimeLeeway is how far an upstream auth_time may be off Tollgate's clock: ahead
+// of now, or behind the max_age or the start of a sign-in with prompt=login.
+const upstreamAuthTimeLeeway = 2 * time.Minute
 
 // serveUpstreamStart begins a sign-in at provider u: the sign-in page's button posts the CSRF
 // token and the pending request here. The sign-in is stored under a fresh OAuth state with a
@@ -54,6 +69,18 @@ func (s *Server) serveUpstreamStart(w http.ResponseWriter, r *http.Request, u *u
 	if !ok {
 		return
 	}
+	// Counted before anything is stored, so a burst cannot all see the count from before it.
+	now := time.Now()
+	win := window(now)
+	if n, err := s.state.Count(r.Context(), "upstream:address:"+s.clientIP(r), 1, win); err != nil {
+		s.errorPage(w, r, errServer(err))
+		return
+	} else if n > upstreamStartsPerAddress {
+		s.throttled(r, c, limitUpstreamAddress)
+		w.Header().Set("Retry-After", retryAfter(win.Reset(), now))
+		s.renderLogin(w, r, http.StatusTooManyRequests, id, p, c, "", fmt.Sprintf(msgUpstreamThrottled, u.cfg.DisplayName))
+		return
+	}
 	ep, _, err := u.endpoint(r.Context())
 	if err != nil {
 		s.renderLogin(w, r, http.StatusServiceUnavailable, id, p, c, "", fmt.Sprintf(msgUpstreamDown, u.cfg.DisplayName))
@@ -62,6 +89,15 @@ func (s *Server) serveUpstreamStart(w http.ResponseWriter, r *http.Request, u *u
 	st, binding := state.NewSecret(), state.NewSecret()
 	login := state.UpstreamLogin{Upstream: u.cfg.Name, Nonce: state.NewSecret(), Verifier: oauth2.GenerateVerifier(),
 		Request: id, Browser: state.Key(binding), Created: time.Now().Unix()}
+	if !u.plain() {
+		// Step-up (prompt=login, max_age) goes on to the provider, and its auth_time is checked
+		// at the callback: Tollgate claims no fresher sign-in than the provider made. A plain
+		// OAuth provider has no standard way to ask for one (docs/design.md, "Upstream providers").
+		login.Reauth = p.HasPrompt("login") || p.MaxAge >= 0
+		if p.MaxAge >= 0 {
+			login.MaxAge = &p.MaxAge
+		}
+	}
 	if err := s.state.PutUpstreamLogin(r.Context(), st, login, upstreamLoginTTL); err != nil {
 		s.errorPage(w, r, errServer(err))
 		return
@@ -72,6 +108,12 @@ func (s *Server) serveUpstreamStart(w http.ResponseWriter, r *http.Request, u *u
 		opts = append(opts, oidc.Nonce(login.Nonce))
 		if p.LoginHint != "" { // the client's hint helps the provider too (OpenID Connect Core §3.1.2.1)
 			opts = append(opts, oauth2.SetAuthURLParam("login_hint", p.LoginHint))
+		}
+		if login.Reauth {
+			opts = append(opts, oauth2.SetAuthURLParam("prompt", "login"))
+		}
+		if login.MaxAge != nil {
+			opts = append(opts, oauth2.SetAuthURLParam("max_age", strconv.FormatInt(*login.MaxAge, 10)))
 		}
 	}
 	target := u.oauth2Config(ep).AuthCodeURL(st, opts...)
@@ -154,6 +196,7 @@ func (s *Server) serveUpstreamCallback(w http.ResponseWriter, r *http.Request, u
 	}
 	var claims map[string]any
 	var iss, subject string
+	authTime := time.Now() // a plain OAuth provider says nothing of when the person signed in
 	if prov == nil {
 		// A plain OAuth provider: the person is who its userinfo URL says.
 		var status int
@@ -187,6 +230,11 @@ func (s *Server) serveUpstreamCallback(w http.ResponseWriter, r *http.Request, u
 			return
 		}
 		iss, subject = idt.Issuer, idt.Subject
+		var reason string
+		if authTime, reason = upstreamAuthTime(claims, login); reason != "" {
+			fail(http.StatusBadRequest, msgUpstreamStale, reason, nil)
+			return
+		}
 	}
 	if subject == "" {
 		fail(http.StatusBadRequest, msgUpstreamFailed, "no_subject", nil)
@@ -197,13 +245,15 @@ func (s *Server) serveUpstreamCallback(w http.ResponseWriter, r *http.Request, u
 		return
 	}
 	sub := upstreamSubject(u.cfg.Name, iss, subject)
-	account := state.Account{Upstream: u.cfg.Name, Claims: u.mapClaims(claims), Updated: time.Now().Unix()}
+	email, verified := upstreamEmail(claims)
+	account := state.Account{Upstream: u.cfg.Name, Namespace: iss, Email: email, EmailVerified: verified,
+		Claims: u.mapClaims(claims), Updated: time.Now().Unix()}
 	ttl := time.Duration(max(s.cfg.SessionTTL, s.cfg.RefreshTokenTTL))
 	if err := s.state.PutAccount(ctx, sub, account, ttl); err != nil {
 		s.errorPage(w, r, errServer(err))
 		return
 	}
-	if _, err := s.startSession(w, r, sub); err != nil {
+	if _, err := s.startSessionAt(w, r, sub, authTime); err != nil {
 		s.errorPage(w, r, errServer(err))
 		return
 	}
@@ -214,6 +264,39 @@ func (s *Server) serveUpstreamCallback(w http.ResponseWriter, r *http.Request, u
 		return
 	}
 	http.Redirect(w, r, s.resumeURL(p, id), http.StatusSeeOther)
+}
+
+// upstreamAuthTime is when the person signed in at an OpenID provider, for the session's
+// auth_time: the ID token's auth_time, else now. It returns a reason to refuse the sign-in
+// instead when the auth_time is not a number or is in the future (beyond
+// upstreamAuthTimeLeeway), when max_age was sent and there is no auth_time (it is REQUIRED
+// then, OpenID Connect Core §2) or it is older than max_age, or when prompt=login was sent and
+// the auth_time is from before the sign-in began (the provider reused its session).
+func upstreamAuthTime(claims map[string]any, login *state.UpstreamLogin) (time.Time, string) {
+	now := time.Now()
+	v, ok := claims["auth_time"]
+	if !ok || v == nil {
+		if login.MaxAge != nil {
+			return time.Time{}, "auth_time_missing"
+		}
+		return now, ""
+	}
+	f, ok := v.(float64)
+	if !ok || f < 0 || f > float64(1<<40) {
+		return time.Time{}, "auth_time_invalid"
+	}
+	at := time.Unix(int64(f), 0)
+	switch {
+	case at.After(now.Add(upstreamAuthTimeLeeway)):
+		return time.Time{}, "auth_time_future"
+	case login.MaxAge != nil && now.Sub(at) > time.Duration(*login.MaxAge)*time.Second+upstreamAuthTimeLeeway:
+		return time.Time{}, "auth_time_stale"
+	case login.Reauth && at.Before(time.Unix(login.Created, 0).Add(-upstreamAuthTimeLeeway)):
+		return time.Time{}, "auth_time_stale"
+	case at.After(now):
+		at = now // within the leeway: never a sign-in later than now
+	}
+	return at, ""
 }
 
 // upstreamFailed logs why an upstream sign-in was refused: the provider, a reason code, and

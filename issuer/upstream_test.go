@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/tollgate-auth/tollgate/issuer/state"
+	"github.com/tollgate-auth/tollgate/issuer/store"
 	"github.com/tollgate-auth/tollgate/issuer/store/bolt"
 )
 
@@ -911,5 +912,301 @@ func TestUpstreamRootCAFile(t *testing.T) {
 	resp, body := b.post(g.url+"/oauth2/upstream/corp/start", hiddenFields(page))
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "Corp SSO cannot be reached right now") {
 		t.Fatalf("start without the CA: %d\n%s", resp.StatusCode, body)
+	}
+}
+
+// startUpstreamWith is startUpstream for an authorization request with params; it returns the
+// provider's answer and the authorization request Tollgate sent to the provider.
+func startUpstreamWith(t *testing.T, f *flowServer, p *fakeProvider, b *browser, params url.Values) (code, st string, sent url.Values) {
+	t.Helper()
+	resp, _ := b.get(f.url + PathAuthorize + "?" + params.Encode())
+	loc := resp.Header.Get("Location")
+	if !strings.HasPrefix(loc, PathLogin+"?request=") {
+		t.Fatalf("authorize: %d %q", resp.StatusCode, loc)
+	}
+	_, page := b.get(f.url + loc)
+	resp, _ = b.post(f.url+"/oauth2/upstream/corp/start", hiddenFields(page))
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("start: %d", resp.StatusCode)
+	}
+	target, _ := url.Parse(resp.Header.Get("Location"))
+	code, st = p.authorize(t, resp.Header.Get("Location"))
+	return code, st, target.Query()
+}
+
+// idTokenAuthTime is the provider's ID token with auth_time at (none when at is nil).
+func (p *fakeProvider) idTokenAuthTime(at *time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.idToken = func(nonce string) string {
+		c := p.claims(nonce)
+		if at != nil {
+			c["auth_time"] = at.Unix()
+		}
+		return p.sign(c, jwt.SigningMethodRS256, p.key)
+	}
+}
+
+// authTimeOf is the auth_time of an ID token.
+func authTimeOf(t *testing.T, idToken string) int64 {
+	t.Helper()
+	c := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(idToken, c); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := c["auth_time"].(float64)
+	return int64(f)
+}
+
+// TestUpstreamStepUp: prompt=login and max_age go on to the provider, and the session's
+// auth_time is the provider's, never "now" for a sign-in the provider did not make: without
+// auth_time under max_age, or with one older than max_age or than the start under
+// prompt=login, the sign-in is refused.
+func TestUpstreamStepUp(t *testing.T) {
+	p := newFakeProvider(t)
+	f := upstreamServer(t, p)
+	ago := func(d time.Duration) *time.Time { at := time.Now().Add(-d); return &at }
+	stepUp := cloneWith(webParams(), "prompt", "login", "max_age", "0")
+
+	// The provider is asked to authenticate again.
+	b := newBrowser(t)
+	p.idTokenAuthTime(nil)
+	code, st, sent := startUpstreamWith(t, f, p, b, stepUp)
+	if sent.Get("prompt") != "login" || sent.Get("max_age") != "0" {
+		t.Fatalf("provider asked prompt=%q max_age=%q, want login and 0", sent.Get("prompt"), sent.Get("max_age"))
+	}
+	// max_age sent, no auth_time back: refused (auth_time is REQUIRED then).
+	resp, body := upstreamCallback(b, f, url.Values{"code": {code}, "state": {st}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "did not confirm that you did") || signedIn(t, f, b) {
+		t.Fatalf("max_age without auth_time: %d signed in %v\n%s", resp.StatusCode, signedIn(t, f, b), body)
+	}
+	// The provider reused a session of an hour ago: refused.
+	b = newBrowser(t)
+	p.idTokenAuthTime(ago(time.Hour))
+	code, st, _ = startUpstreamWith(t, f, p, b, stepUp)
+	if resp, body := upstreamCallback(b, f, url.Values{"code": {code}, "state": {st}}); resp.StatusCode != http.StatusBadRequest || signedIn(t, f, b) {
+		t.Fatalf("stale auth_time: %d\n%s", resp.StatusCode, body)
+	}
+	// prompt=login alone: the provider is asked to authenticate again, and a session of
+	// before the start is refused.
+	b = newBrowser(t)
+	code, st, sent = startUpstreamWith(t, f, p, b, cloneWith(webParams(), "prompt", "login"))
+	if sent.Get("prompt") != "login" || sent.Has("max_age") {
+		t.Fatalf("prompt=login: provider asked prompt=%q max_age=%q", sent.Get("prompt"), sent.Get("max_age"))
+	}
+	if resp, body := upstreamCallback(b, f, url.Values{"code": {code}, "state": {st}}); resp.StatusCode != http.StatusBadRequest || signedIn(t, f, b) {
+		t.Fatalf("prompt=login, auth_time of an hour ago: %d\n%s", resp.StatusCode, body)
+	}
+	// An auth_time in the future is refused.
+	b = newBrowser(t)
+	p.idTokenAuthTime(ago(-time.Hour))
+	code, st, _ = startUpstreamWith(t, f, p, b, webParams())
+	if resp, body := upstreamCallback(b, f, url.Values{"code": {code}, "state": {st}}); resp.StatusCode != http.StatusBadRequest || signedIn(t, f, b) {
+		t.Fatalf("auth_time in the future: %d\n%s", resp.StatusCode, body)
+	}
+
+	// Within max_age: signed in, with the provider's auth_time in the client's ID token.
+	b = newBrowser(t)
+	at := ago(30 * time.Second)
+	p.idTokenAuthTime(at)
+	code, st, sent = startUpstreamWith(t, f, p, b, cloneWith(webParams(), "max_age", "60"))
+	if sent.Get("prompt") != "login" || sent.Get("max_age") != "60" {
+		t.Fatalf("max_age=60: provider asked prompt=%q max_age=%q", sent.Get("prompt"), sent.Get("max_age"))
+	}
+	resp, body = upstreamCallback(b, f, url.Values{"code": {code}, "state": {st}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("fresh sign-in refused: %d\n%s", resp.StatusCode, body)
+	}
+	if got := authTimeOf(t, finish(t, f, b, resp).IDToken); got != at.Unix() {
+		t.Fatalf("auth_time %d, want the provider's %d", got, at.Unix())
+	}
+
+	// No step-up: the provider's auth_time still counts, so a later max_age sees it.
+	b = newBrowser(t)
+	at = ago(time.Hour)
+	p.idTokenAuthTime(at)
+	code, st, sent = startUpstreamWith(t, f, p, b, webParams())
+	if sent.Has("prompt") || sent.Has("max_age") {
+		t.Fatalf("no step-up asked, yet the provider was asked prompt=%q max_age=%q", sent.Get("prompt"), sent.Get("max_age"))
+	}
+	resp, _ = upstreamCallback(b, f, url.Values{"code": {code}, "state": {st}})
+	if got := authTimeOf(t, finish(t, f, b, resp).IDToken); got != at.Unix() {
+		t.Fatalf("auth_time %d, want the provider's %d", got, at.Unix())
+	}
+	resp, _ = b.get(f.url + PathAuthorize + "?" + cloneWith(webParams(), "max_age", "600").Encode())
+	if loc := resp.Header.Get("Location"); !strings.HasPrefix(loc, PathLogin+"?request=") {
+		t.Fatalf("max_age=600 after a provider sign-in of an hour ago: want the sign-in page, got %d %q", resp.StatusCode, loc)
+	}
+}
+
+// TestUpstreamAccountOfReplacedProvider: an account is a user only while the provider of its
+// name has the same issuer and its allow_domain still allows the account's email: replacing
+// the provider under the same name, or tightening allow_domain, ends its sessions, refresh
+// tokens and userinfo at once.
+func TestUpstreamAccountOfReplacedProvider(t *testing.T) {
+	p, other := newFakeProvider(t), newFakeProvider(t)
+	f := newFlowServer(t, func(c *Config) {
+		for i := range c.Clients {
+			if c.Clients[i].ID == "web" {
+				c.Clients[i].Grants = append(c.Clients[i].Grants, "refresh_token")
+				c.Clients[i].Scopes = append(c.Clients[i].Scopes, "offline_access")
+			}
+		}
+		c.Upstreams = []Upstream{{Name: "corp", Issuer: p.url(), ClientID: "tollgate", ClientSecret: "upstream-secret",
+			DisplayName: "Corp SSO", AllowDomains: []string{"corp.example"}}}
+	})
+	b := newBrowser(t)
+	code, st, _ := startUpstreamWith(t, f, p, b, cloneWith(webParams(), "scope", "openid email profile offline_access"))
+	resp, body := upstreamCallback(b, f, url.Values{"code": {code}, "state": {st}})
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("callback: %d\n%s", resp.StatusCode, body)
+	}
+	tok := finish(t, f, b, resp)
+	if tok.RefreshToken == "" {
+		t.Fatal("no refresh token")
+	}
+	sub := upstreamSubject("corp", p.url(), "u-42")
+	ctx := context.Background()
+	userinfo := func(s *Server) int {
+		req := httptest.NewRequest("GET", PathUserinfo, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, req)
+		return w.Code
+	}
+	// with returns a server on f's store with corp changed by mod.
+	with := func(mod func(u *Upstream)) *Server {
+		cfg := f.cfg
+		u := cfg.Upstreams[0]
+		mod(&u)
+		cfg.Upstreams = []Upstream{u}
+		g, err := New(ctx, cfg, Deps{Store: f.st, ClientIP: testClientIP})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = g.Close() })
+		return g
+	}
+	for _, tt := range []struct {
+		name string
+		mod  func(u *Upstream)
+	}{
+		{"another issuer under the same name", func(u *Upstream) { u.Issuer = other.url() }},
+		{"allow_domain tightened", func(u *Upstream) { u.AllowDomains = []string{"other.example"} }},
+		{"allow_domain tightened, plus one", func(u *Upstream) { u.AllowDomains = []string{"other.example", "corp.example.net"} }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g := with(tt.mod)
+			if u, err := g.lookupUser(ctx, sub); u != nil || err != nil {
+				t.Fatalf("user of the old provider: %v %v", u, err)
+			}
+			if sess, _, err := g.currentSession(ctx, requestWithCookies(t, f, b)); sess != nil || err != nil {
+				t.Fatalf("session of the old provider's user: %v %v", sess, err)
+			}
+			if code := userinfo(g); code != http.StatusUnauthorized {
+				t.Fatalf("userinfo: %d, want 401", code)
+			}
+			if code, _ := tokenOf(g, "grant_type=refresh_token&refresh_token="+url.QueryEscape(tok.RefreshToken), "web", "web-secret"); code != http.StatusBadRequest {
+				t.Fatalf("refresh: %d, want 400", code)
+			}
+		})
+	}
+	// Unchanged (allow_domain widened even), the user is still there: the refusals are the change's.
+	g := with(func(u *Upstream) { u.AllowDomains = append(u.AllowDomains, "other.example") })
+	if u, _ := g.lookupUser(ctx, sub); u == nil {
+		t.Fatal("user gone with the provider unchanged")
+	}
+	if code := userinfo(g); code != http.StatusOK {
+		t.Fatalf("userinfo with the provider unchanged: %d", code)
+	}
+	if code, _ := tokenOf(g, "grant_type=refresh_token&refresh_token="+url.QueryEscape(tok.RefreshToken), "web", "web-secret"); code != http.StatusOK {
+		t.Fatalf("refresh with the provider unchanged: %d", code)
+	}
+}
+
+// TestUpstreamStartThrottled: a burst of starts from one address, with one pending request
+// and one CSRF token, released together, stores at most upstreamStartsPerAddress sign-ins;
+// the rest are refused with 429 and Retry-After, and audited as throttled.
+func TestUpstreamStartThrottled(t *testing.T) {
+	p := newFakeProvider(t)
+	core, logs := observer.New(zap.InfoLevel)
+	f := newFlowServerDeps(t, Deps{Audit: zap.New(core)}, func(c *Config) {
+		c.Upstreams = []Upstream{{Name: "corp", Issuer: p.url(), ClientID: "tollgate", ClientSecret: "upstream-secret"}}
+	})
+	b := newBrowser(t)
+	resp, _ := b.get(f.url + PathAuthorize + "?" + webParams().Encode())
+	_, page := b.get(f.url + resp.Header.Get("Location"))
+	form := hiddenFields(page)
+	const n = upstreamStartsPerAddress + 50
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	retry := 0
+	release := make(chan struct{})
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-release
+			resp, err := b.client.PostForm(f.url+"/oauth2/upstream/corp/start", form)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp.Body.Close()
+			mu.Lock()
+			defer mu.Unlock()
+			statuses[resp.StatusCode]++
+			if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != "" {
+				retry++
+			}
+		}()
+	}
+	close(release)
+	wg.Wait()
+	count := 0
+	if err := f.st.Scan(context.Background(), store.Bucket("upstream_logins"), func(string, []byte) error { count++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if count > upstreamStartsPerAddress || statuses[http.StatusSeeOther] > upstreamStartsPerAddress {
+		t.Fatalf("%d starts from one address stored %d sign-ins (statuses %v), want at most %d", n, count, statuses, upstreamStartsPerAddress)
+	}
+	if statuses[http.StatusTooManyRequests] < n-upstreamStartsPerAddress || retry != statuses[http.StatusTooManyRequests] {
+		t.Fatalf("statuses %v, %d with Retry-After", statuses, retry)
+	}
+	if got := logs.FilterField(zap.String("limit", limitUpstreamAddress)).Len(); got != statuses[http.StatusTooManyRequests] {
+		t.Fatalf("%d throttled audit events, want %d", got, statuses[http.StatusTooManyRequests])
+	}
+}
+
+// TestUpstreamPlainOAuthStepUp: a plain OAuth provider is sent neither prompt nor max_age (not
+// standard for it), and its sign-in counts as made now (README).
+func TestUpstreamPlainOAuthStepUp(t *testing.T) {
+	g := newFakeGitHub(t)
+	f := newFlowServer(t, func(c *Config) {
+		c.Upstreams = []Upstream{{Name: "github", ClientID: "gh-client", ClientSecret: "gh-secret", DisplayName: "GitHub",
+			AuthorizationURL: g.srv.URL + "/login/oauth/authorize", TokenURL: g.srv.URL + "/login/oauth/access_token",
+			UserinfoURL: g.srv.URL + "/user", SubjectClaim: "id", Scopes: []string{"read:user"}}}
+	})
+	b := newBrowser(t)
+	resp, _ := b.get(f.url + PathAuthorize + "?" + cloneWith(webParams(), "prompt", "login", "max_age", "0").Encode())
+	_, page := b.get(f.url + resp.Header.Get("Location"))
+	resp, _ = b.post(f.url+"/oauth2/upstream/github/start", hiddenFields(page))
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	q := loc.Query()
+	if resp.StatusCode != http.StatusSeeOther || q.Has("prompt") || q.Has("max_age") {
+		t.Fatalf("start: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	code := state.NewID()
+	g.mu.Lock()
+	g.codes[code] = q.Get("code_challenge")
+	g.mu.Unlock()
+	before := time.Now().Unix()
+	resp, body := b.get(f.url + "/oauth2/upstream/github/callback?" + url.Values{"code": {code}, "state": {q.Get("state")}}.Encode())
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("callback: %d\n%s", resp.StatusCode, body)
+	}
+	if at := authTimeOf(t, finish(t, f, b, resp).IDToken); at < before || at > time.Now().Unix() {
+		t.Fatalf("auth_time %d, want now (%d)", at, before)
 	}
 }

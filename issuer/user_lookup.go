@@ -15,8 +15,10 @@ const UpstreamSubjectPrefix = users.UpstreamPrefix
 
 // lookupUser returns the user whose subject at Tollgate is sub, or nil when there is none: a
 // local user of the users file or the Caddyfile, or an account an upstream provider signed in
-// (state.Account) whose provider is still configured. It is the one place that turns a
-// subject into a user's claims: sessions, refresh, ID tokens and userinfo all ask it.
+// (state.Account) whose provider is still configured, under the same name and with the same
+// issuer (or userinfo URL), and whose email its allow_domain still allows. It is the one place
+// that turns a subject into a user's claims: sessions, refresh, ID tokens, userinfo and
+// passkeys all ask it, so a provider removed, replaced or tightened drops its users at once.
 func (s *Server) lookupUser(ctx context.Context, sub string) (*users.User, error) {
 	if !strings.HasPrefix(sub, UpstreamSubjectPrefix) {
 		if u, ok := s.users.Lookup(sub); ok {
@@ -28,8 +30,14 @@ func (s *Server) lookupUser(ctx context.Context, sub string) (*users.User, error
 	if a == nil || err != nil {
 		return nil, err
 	}
-	if !s.hasUpstream(a.Upstream) {
+	u := s.upstreams[a.Upstream]
+	switch {
+	case u == nil:
 		return nil, nil // the provider was removed from the configuration: so are its users
+	case a.Namespace != u.namespace():
+		return nil, nil // another provider under the same name (or an account of before the namespace was kept)
+	case !u.allowedEmail(a.Email, a.EmailVerified):
+		return nil, nil // allow_domain no longer lets this user in
 	}
 	return &users.User{Name: sub, Claims: a.Claims}, nil
 }
@@ -54,14 +62,4 @@ func (s *Server) shownName(ctx context.Context, sub string) string {
 		}
 	}
 	return sub
-}
-
-// hasUpstream says whether an upstream provider of that name is configured.
-func (s *Server) hasUpstream(name string) bool {
-	for _, u := range s.cfg.Upstreams {
-		if u.Name == name {
-			return true
-		}
-	}
-	return false
 }

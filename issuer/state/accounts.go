@@ -16,6 +16,14 @@ const bucketAccounts store.Bucket = "accounts" // Key(subject) → Account
 type Account struct {
 	// Upstream names the upstream provider (its Caddyfile name) that signs this user in.
 	Upstream string `json:"upstream"`
+	// Namespace is the provider's issuer (for a plain OAuth provider without one, its userinfo
+	// URL), as in the subject's digest: an account is a user only while the provider of that
+	// name still has it, so replacing a provider under the same name drops the old one's users.
+	Namespace string `json:"namespace"`
+	// Email is the email the provider gave, and EmailVerified whether it said it was verified:
+	// the provider's allow_domain is checked against them at every use, not only at sign-in.
+	Email         string `json:"email,omitempty"`
+	EmailVerified bool   `json:"email_verified,omitempty"`
 	// Claims are the user's claims, as the Caddyfile's claim mapping made them.
 	Claims map[string]string `json:"claims,omitempty"`
 	// Updated is when the provider last signed the user in, Unix seconds.

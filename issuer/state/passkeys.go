@@ -28,8 +28,11 @@ type Passkey struct {
 }
 
 // PasskeyUser is what a user's passkeys share: the user handle (the WebAuthn user.id, random
-// and stable, never the user name) and the ids of the user's credentials.
+// and stable, never the user name) and the ids of the user's credentials. User names whose
+// record it is, so that a sweep (PasskeyUserNames) can ask whether that user still exists;
+// records made before it was kept have it empty, and are named by their credentials.
 type PasskeyUser struct {
+	User        string   `json:"user,omitempty"`
 	Handle      string   `json:"handle"`      // base64url
 	Credentials []string `json:"credentials"` // credential ids, base64url
 }
@@ -62,7 +65,7 @@ func (s *State) PasskeyUser(ctx context.Context, user string) (*PasskeyUser, err
 			out = cur
 			return nil, 0, store.ErrKeep
 		}
-		out = &PasskeyUser{Handle: NewSecret(), Credentials: []string{}}
+		out = &PasskeyUser{User: user, Handle: NewSecret(), Credentials: []string{}}
 		return out, 0, nil
 	})
 	return out, err
@@ -145,6 +148,70 @@ func (s *State) RemovePasskey(ctx context.Context, user, id string) (bool, error
 		return false, err
 	}
 	return true, s.st.Delete(ctx, bucketPasskeys, Key(id))
+}
+
+// RemovePasskeysOf removes every passkey of user and the user's record (so a user of that
+// name made later gets a new handle), and returns how many credentials went. The record is
+// taken first, in one step, so a registration racing with it fails (ErrPasskeyGone) rather
+// than adding a credential to a record about to go; a credential of another user is left
+// alone. Removing the passkeys of a user who has none is no error.
+func (s *State) RemovePasskeysOf(ctx context.Context, user string) (int, error) {
+	pu, err := take[PasskeyUser](ctx, s.st, bucketPasskeyUsers, Key(user))
+	if pu == nil || err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range pu.Credentials {
+		pk, err := s.Passkey(ctx, id)
+		if err != nil {
+			return n, err
+		}
+		if pk == nil || pk.User != user {
+			continue
+		}
+		if err := s.st.Delete(ctx, bucketPasskeys, Key(id)); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// PasskeyUserNames returns the users that have a passkey record, by name: the record's User,
+// or for a record from before it was kept, the owner of its first credential (a record with
+// neither, which holds no credential, is left out). It scans the whole passkey_users bucket:
+// it is for a background sweep, not a hot path.
+func (s *State) PasskeyUserNames(ctx context.Context) ([]string, error) {
+	var names []string
+	var unnamed []string // first credential ids of records without a name
+	err := s.st.Scan(ctx, bucketPasskeyUsers, func(key string, raw []byte) error {
+		pu, err := decode[PasskeyUser](bucketPasskeyUsers, raw)
+		if err != nil {
+			return nil // a corrupt record names nobody; the sweep goes on with the others
+		}
+		switch {
+		case pu.User != "":
+			if sameKey(Key(pu.User), key) {
+				names = append(names, pu.User)
+			}
+		case len(pu.Credentials) > 0:
+			unnamed = append(unnamed, key, pu.Credentials[0])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := 0; i < len(unnamed); i += 2 {
+		pk, err := s.Passkey(ctx, unnamed[i+1])
+		if err != nil {
+			return nil, err
+		}
+		if pk != nil && sameKey(Key(pk.User), unnamed[i]) {
+			names = append(names, pk.User)
+		}
+	}
+	return names, nil
 }
 
 // dropPasskeyID takes id off user's record.

@@ -33,6 +33,12 @@ type UpstreamLogin struct {
 	Browser string `json:"browser"`
 	// Created is when the sign-in began, Unix seconds.
 	Created int64 `json:"created"`
+	// MaxAge is the max_age sent to the provider (the pending request's), nil when none was:
+	// then the ID token must carry an auth_time no older than it (OpenID Connect Core §3.1.2.1).
+	MaxAge *int64 `json:"max_age,omitempty"`
+	// Reauth says prompt=login was sent to the provider: an auth_time in the ID token must not
+	// be from before the sign-in began.
+	Reauth bool `json:"reauth,omitempty"`
 }
 
 // PutUpstreamLogin stores the sign-in whose OAuth state is st for ttl. st is a fresh secret

@@ -121,6 +121,9 @@ type AccountData struct {
 	// Passkey is the "Add a passkey" button (data-passkey="register"); nil when passkeys are off.
 	Passkey  *PasskeyForm
 	Passkeys []AccountPasskey // the user's passkeys, each with a button to remove it
+	// PasskeySignInAgain replaces the "Add a passkey" button with "To add a passkey, sign in
+	// again": the user signed in too long ago to add one.
+	PasskeySignInAgain bool
 }
 
 // AccountClient is one client on the account page.
