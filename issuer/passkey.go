@@ -347,6 +347,11 @@ func (s *Server) sweepPasskeys(ctx context.Context, now time.Time) {
 	}
 	next := make(map[string]time.Time)
 	for _, name := range names {
+		if strings.HasPrefix(name, UpstreamSubjectPrefix) {
+			// An upstream user's account expires, or predates its namespace, while the
+			// person still exists at the provider: their passkeys are refused then, not lost.
+			continue
+		}
 		u, err := s.lookupUser(ctx, name)
 		if err != nil {
 			if ctx.Err() == nil {

@@ -218,11 +218,8 @@ func (s *Server) servePasskeyLoginFinish(w http.ResponseWriter, r *http.Request)
 		if u, err := s.lookupUser(ctx, pk.User); err != nil {
 			return nil, errors.Join(errPasskeyStore, err)
 		} else if u == nil {
-			// A user of that name made later must not inherit the passkeys: they go now,
-			// all of them (the sweep, sweepPasskeys, gets the ones never tried).
-			if err := s.deleteGonePasskeys(ctx, r, pk.User, "sign_in"); err != nil {
-				return nil, errors.Join(errPasskeyStore, err)
-			}
+			// Refused, but not deleted here: this runs before the signature is checked, and
+			// this node may only lag another's users file. The sweep (sweepPasskeys) deletes.
 			return nil, errPasskeyUserGone
 		}
 		u, _, err := s.loadPasskeyUser(ctx, pk.User, false)
