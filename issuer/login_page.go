@@ -2,6 +2,9 @@ package issuer
 
 import (
 	"net/http"
+	"time"
+
+	"go.uber.org/zap"
 
 	"github.com/tollgate-auth/tollgate/issuer/state"
 	"github.com/tollgate-auth/tollgate/issuer/ui"
@@ -62,11 +65,19 @@ func (s *Server) postLogin(w http.ResponseWriter, r *http.Request) {
 		s.renderLogin(w, r, http.StatusUnauthorized, id, p, c, name, s.badCredentialsMessage())
 		return
 	}
-	if _, err := s.startSession(w, r, user.Name); err != nil {
+	s.completeSignIn(w, r, id, p, c, user.Name, time.Now())
+}
+
+// completeSignIn ends every way of signing a person in (password, passkey, upstream
+// provider) alike: a new session for sub, signed in at authTime, the audit line (with the
+// given extra fields, such as via), the pending request marked signed in, and 303 back to
+// the authorization endpoint.
+func (s *Server) completeSignIn(w http.ResponseWriter, r *http.Request, id string, p *state.Pending, c *client, sub string, authTime time.Time, audit ...zap.Field) {
+	if _, err := s.startSessionAt(w, r, sub, authTime); err != nil {
 		s.errorPage(w, r, errServer(err))
 		return
 	}
-	s.audit(r, AuditSignIn, clientField(c), subField(user.Name))
+	s.audit(r, AuditSignIn, append([]zap.Field{clientField(c), subField(sub)}, audit...)...)
 	p.SignedIn = true
 	if err := s.savePending(r, id, p); err != nil {
 		s.pendingFailed(w, r, err)

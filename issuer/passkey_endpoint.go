@@ -273,17 +273,7 @@ func (s *Server) servePasskeyLoginFinish(w http.ResponseWriter, r *http.Request)
 		s.errorPage(w, r, errServer(err))
 		return
 	}
-	if _, err := s.startSession(w, r, owner); err != nil {
-		s.errorPage(w, r, errServer(err))
-		return
-	}
-	s.audit(r, AuditSignIn, clientField(c), subField(owner), zap.String("via", "passkey"))
-	p.SignedIn = true
-	if err := s.savePending(r, id, p); err != nil {
-		s.pendingFailed(w, r, err)
-		return
-	}
-	http.Redirect(w, r, s.resumeURL(p, id), http.StatusSeeOther)
+	s.completeSignIn(w, r, id, p, c, owner, time.Now(), zap.String("via", "passkey"))
 }
 
 // passkeyRefused answers a ceremony that did not verify, with the reason in the debug log only.

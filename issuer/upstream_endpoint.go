@@ -253,17 +253,7 @@ func (s *Server) serveUpstreamCallback(w http.ResponseWriter, r *http.Request, u
 		s.errorPage(w, r, errServer(err))
 		return
 	}
-	if _, err := s.startSessionAt(w, r, sub, authTime); err != nil {
-		s.errorPage(w, r, errServer(err))
-		return
-	}
-	s.audit(r, AuditSignIn, clientField(c), subField(sub), zap.String("via", "upstream:"+u.cfg.Name))
-	p.SignedIn = true
-	if err := s.savePending(r, id, p); err != nil {
-		s.pendingFailed(w, r, err)
-		return
-	}
-	http.Redirect(w, r, s.resumeURL(p, id), http.StatusSeeOther)
+	s.completeSignIn(w, r, id, p, c, sub, authTime, zap.String("via", "upstream:"+u.cfg.Name))
 }
 
 // upstreamAuthTime is when the person signed in at an OpenID provider, for the session's
